@@ -1,0 +1,63 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layout: the core library (`SMAF`) and its building blocks under Sources/,
+// each shipped allocator as its own dynamic library under plugins/ (loaded at
+// run time through the C ABI in CSMAFPlugin, never linked into the core), and
+// the `smaf` CLI as a thin layer over the library.
+
+/// A shipped allocator plugin: one folder under plugins/, one .so named
+/// libsmafplugin_<name>.so so the loader finds it next to the executable.
+func allocatorPlugin(_ name: String, target: String, dependencies: [Target.Dependency] = []) -> (Product, Target) {
+    (
+        .library(name: "smafplugin_\(name)", type: .dynamic, targets: [target]),
+        .target(
+            name: target,
+            dependencies: ["SMAFPluginKit", "SMAFSys"] + dependencies,
+            path: "plugins/\(name)"
+        )
+    )
+}
+
+let plugins = [
+    allocatorPlugin("memfd", target: "MemfdPlugin"),
+]
+
+let package = Package(
+    name: "smaf",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "smaf", targets: ["smaf"]),
+        .library(name: "SMAF", targets: ["SMAF"]),
+    ] + plugins.map(\.0),
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // The plugin ABI: a C header every plugin and the core compile against.
+        .target(name: "CSMAFPlugin"),
+        // C shims for variadic syscalls and ioctl numbers Swift cannot import.
+        .target(name: "CSMAFSys"),
+        // Typed Swift wrappers over those syscalls: fd ownership, memfd, udmabuf, dma-buf.
+        .target(
+            name: "SMAFSys",
+            dependencies: ["CSMAFSys", "SMAFFormats", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        // DRM fourcc codes, modifiers and image layout math, shared by core and plugins.
+        .target(name: "SMAFFormats"),
+        // What a plugin written in Swift links to export the C ABI.
+        .target(name: "SMAFPluginKit", dependencies: ["CSMAFPlugin", "SMAFFormats"]),
+        // The core: constraints, registry, loader, deferred buffers.
+        .target(
+            name: "SMAF",
+            dependencies: ["CSMAFPlugin", "SMAFSys", "SMAFFormats", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .executableTarget(
+            name: "smaf",
+            dependencies: ["SMAF", "SMAFSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "SMAFTests", dependencies: ["SMAF", "SMAFSys"]),
+        .testTarget(name: "SMAFIntegrationTests", dependencies: ["SMAF", "SMAFSys"]),
+    ] + plugins.map(\.1)
+)

@@ -1,0 +1,44 @@
+/*
+ * Thin C shims for the calls Swift cannot make directly: variadic ioctl() and
+ * fcntl(), and the kernel's ioctl request numbers, which are function-like C
+ * macros. Each returns what the syscall returns; errno is left for the Swift
+ * side to read. Nothing here retries or allocates.
+ */
+#ifndef CSMAFSYS_H
+#define CSMAFSYS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+int csmaf_memfd_create(const char *name, unsigned int flags);
+int csmaf_add_seals(int fd, unsigned int seals);
+int csmaf_get_seals(int fd);
+int csmaf_dup_cloexec(int fd, int min_fd);
+
+/* UDMABUF_CREATE: returns the new dma-buf fd or -1. */
+int csmaf_udmabuf_create(int udmabuf_dev, int memfd, uint64_t offset, uint64_t size, int cloexec);
+
+/* DMA_BUF_IOCTL_SYNC with DMA_BUF_SYNC_* flags. */
+int csmaf_dmabuf_sync(int dmabuf, uint64_t flags);
+/* DMA_BUF_SET_NAME (at most DMA_BUF_NAME_LEN - 1 bytes are kept). */
+int csmaf_dmabuf_set_name(int dmabuf, const char *name);
+
+/* DMA_HEAP_IOCTL_ALLOC: returns the new dma-buf fd or -1. */
+int csmaf_dma_heap_alloc(int heap, uint64_t len, uint32_t fd_flags, uint64_t heap_flags);
+
+enum {
+    CSMAF_MFD_CLOEXEC = 0x0001U,
+    CSMAF_MFD_ALLOW_SEALING = 0x0002U,
+    CSMAF_MFD_HUGETLB = 0x0004U,
+    CSMAF_F_SEAL_SEAL = 0x0001,
+    CSMAF_F_SEAL_SHRINK = 0x0002,
+    CSMAF_F_SEAL_GROW = 0x0004,
+    CSMAF_F_SEAL_WRITE = 0x0008,
+    CSMAF_DMA_BUF_SYNC_READ = 1,
+    CSMAF_DMA_BUF_SYNC_WRITE = 2,
+    CSMAF_DMA_BUF_SYNC_START = 0,
+    CSMAF_DMA_BUF_SYNC_END = 4,
+};
+
+#endif

@@ -1,0 +1,104 @@
+import CSMAFPlugin
+import SMAFFormats
+import SMAFSys
+import SystemPackage
+
+/// The loaded allocators in rank order and the rule that picks one: the
+/// forced allocator if the request names one, else the first (highest rank,
+/// then name) whose match() accepts all attached devices and whose
+/// allocate() succeeds. Immutable once loaded, so shared freely.
+public final class AllocatorRegistry: Sendable {
+    /// Higher rank first, ties by name: SMAF's and GStreamer's order.
+    public let plugins: [LoadedPlugin]
+    /// Plugins the loader refused, one line each.
+    public let loadWarnings: [String]
+    public let configuration: Configuration
+    let core: CoreServices
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        core = CoreServices(configuration: configuration)
+        let (loaded, warnings) = PluginLoader(core: core).loadAll()
+        plugins = loaded.sorted { $0.rank != $1.rank ? $0.rank > $1.rank : $0.name < $1.name }
+        loadWarnings = warnings.map(\.description)
+    }
+
+    /// The registry for this process's environment (SMAF_PLUGIN_PATH, SMAF_RANKS...).
+    public static func load() throws(SMAFError) -> AllocatorRegistry {
+        AllocatorRegistry(configuration: try Configuration.fromEnvironment())
+    }
+
+    public func plugin(named name: String) -> LoadedPlugin? { plugins.first { $0.name == name } }
+
+    /// A deferred buffer: no memory until first export, map or materialize().
+    public func buffer(_ request: BufferRequest, devices: [DeviceConstraints] = []) throws(SMAFError) -> Buffer {
+        if let forced = request.allocator { _ = try forcedPlugin(forced) }
+        _ = try request.minimumSize()
+        let buffer = Buffer(registry: self, request: request)
+        for d in devices { try buffer.attach(d) }
+        return buffer
+    }
+
+    func forcedPlugin(_ name: String) throws(SMAFError) -> LoadedPlugin {
+        guard let p = plugin(named: name) else {
+            let known = plugins.map(\.name).joined(separator: ", ")
+            throw SMAFError(.unknownAllocator, "allocator: no allocator named '\(name)' is loaded (known: \(known.isEmpty ? "none" : known))")
+        }
+        return p
+    }
+
+    struct Selection {
+        let winner: (LoadedPlugin, smaf_allocation)?
+        let explanation: Explanation
+
+        /// The error when nobody won: every allocator's reason, in rank order.
+        func failure() -> SMAFError {
+            let forced = explanation.forcedAllocator
+            let verdicts = explanation.entries.filter { $0.outcome != .skipped || forced == nil }
+                .map { "\($0.allocator): \($0.reason)" }.joined(separator: "; ")
+            let what = forced.map { "forced allocator \($0) cannot satisfy the request" } ?? "no allocator can satisfy the request"
+            return SMAFError(.noAllocator, "\(what): \(verdicts.isEmpty ? "no allocators loaded" : verdicts)")
+        }
+    }
+
+    /// Walks the allocators for `request` under `constraints`. Every verdict
+    /// lands in the explanation, whether or not one wins; only a malformed
+    /// request throws.
+    func select(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> Selection {
+        let size = try request.minimumSize()
+        let modifiers = try request.negotiate(with: constraints)
+        let call = CallStructs(request: request, size: size, modifiers: modifiers, constraints: constraints)
+        var explanation = Explanation(forcedAllocator: request.allocator, devices: constraints.devices.map(\.name))
+
+        var candidates = plugins
+        if let forced = request.allocator { candidates = [try forcedPlugin(forced)] }
+        var result: (LoadedPlugin, smaf_allocation)?
+        for plugin in plugins {
+            func note(_ outcome: Explanation.Outcome, _ reason: String) {
+                explanation.entries.append(.init(allocator: plugin.name, rank: plugin.rank, outcome: outcome, reason: reason))
+            }
+            if result != nil { note(.skipped, "not asked: \(result!.0.name) was chosen first"); continue }
+            guard candidates.contains(where: { $0 === plugin }) else { note(.skipped, "not asked: \(request.allocator!) was forced"); continue }
+            if plugin.rank == .none && request.allocator == nil {
+                note(.skipped, "rank none: used only when forced by name"); continue
+            }
+            if let reason = plugin.match(call) { note(.rejected, reason); continue }
+            switch plugin.allocate(call) {
+            case .success(let allocation):
+                note(.chosen, "accepted; \(detail(of: allocation))")
+                result = (plugin, allocation)
+            case .failure(let failure):
+                note(.failed, "match accepted but allocate failed: \(failure.message) (\(errnoName(failure.errno)))")
+            }
+        }
+        return Selection(winner: result, explanation: explanation)
+    }
+
+    private func detail(of a: smaf_allocation) -> String {
+        withUnsafeBytes(of: a.detail) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}
+
+func errnoName(_ e: Int32) -> String {
+    Errno(rawValue: e).symbolicName
+}

@@ -1,0 +1,158 @@
+import Glibc
+import SMAFSys
+import Synchronization
+
+/// A buffer whose memory is chosen late. It holds nothing until the first
+/// export, CPU map or `materialize()`, so every attached device has had its
+/// say. After that a device may still attach, but only if the memory fits it.
+/// Thread-safe; the memory goes back to its allocator when the buffer is
+/// released or deinitialized.
+public final class Buffer: Sendable {
+    public let request: BufferRequest
+    let registry: AllocatorRegistry
+
+    private struct State {
+        var constraints = MergedConstraints()
+        var live: LiveAllocation?
+        var explanation: Explanation?
+        var released = false
+    }
+    private let state = Mutex(State())
+
+    init(registry: AllocatorRegistry, request: BufferRequest) {
+        self.registry = registry
+        self.request = request
+    }
+
+    /// The devices attached so far.
+    public var devices: [DeviceConstraints] { state.withLock { $0.constraints.devices } }
+    public var constraints: MergedConstraints { state.withLock { $0.constraints } }
+    /// Every allocator's verdict, once the buffer has memory (or failed to get it).
+    public var explanation: Explanation? { state.withLock { $0.explanation } }
+    /// nil until the buffer has memory.
+    public var allocation: Allocation? { state.withLock { $0.live?.info } }
+
+    /// Adds a device. Before allocation its constraints join the merge (a
+    /// conflict is an error and the device is not added). After allocation
+    /// the device is checked against the memory there is and refused with
+    /// the reason if it does not fit.
+    public func attach(_ device: DeviceConstraints) throws(SMAFError) {
+        try state.withLock { (s) throws(SMAFError) in
+            guard !s.released else { throw SMAFError(.unsupported, "attach: buffer was released") }
+            var next = s.constraints
+            do throws(SMAFError) { try next.add(device) } catch {
+                throw s.live == nil ? error : SMAFError(.lateAttachRefused, "late attach of \(device.name): \(error.message)")
+            }
+            if let live = s.live {
+                if let reason = LateAttach.misfit(device, live.info) ?? live.plugin.match(
+                    CallStructs(request: request, size: live.info.size, modifiers: live.info.modifier.map { [$0] } ?? [], constraints: next)) {
+                    throw SMAFError(.lateAttachRefused,
+                                    "late attach of \(device.name) refused: the buffer already has \(live.info.allocator) memory and \(reason)")
+                }
+            }
+            s.constraints = next
+        }
+    }
+
+    /// Chooses the allocator and allocates, if not done yet.
+    @discardableResult
+    public func materialize() throws(SMAFError) -> Allocation {
+        try live().info
+    }
+
+    private func live() throws(SMAFError) -> LiveAllocation {
+        try state.withLock { (s) throws(SMAFError) -> LiveAllocation in
+            guard !s.released else { throw SMAFError(.unsupported, "buffer was released") }
+            if let live = s.live { return live }
+            let selection = try registry.select(request, s.constraints)
+            s.explanation = selection.explanation
+            guard let (plugin, raw) = selection.winner else { throw selection.failure() }
+            let live = LiveAllocation(plugin: plugin, raw: raw)
+            s.live = live
+            return live
+        }
+    }
+
+    /// A new fd for the buffer's memory (a dma-buf where the allocator made
+    /// one), owned by the caller. Allocates on first use.
+    public func exportFD() throws(SMAFError) -> UniqueFD {
+        let live = try live()
+        do { return try UniqueFD.duplicate(live.fd, context: "\(live.info.allocator) buffer") }
+        catch { throw .system(error, "export") }
+    }
+
+    public enum CPUAccess: Sendable {
+        case read, write, readWrite
+        var sync: DmaBuf.SyncAccess {
+            switch self { case .read: .read; case .write: .write; case .readWrite: .readWrite }
+        }
+        var writable: Bool { self != .read }
+    }
+
+    /// Maps the buffer for the CPU for the duration of `body`, bracketed by
+    /// DMA_BUF_IOCTL_SYNC start/end on dma-bufs so caches are coherent.
+    /// Allocates on first use (with CPU access joined to the constraints).
+    public func withCPUAccess<R>(_ access: CPUAccess, _ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
+        if allocation == nil && !constraints.combined.cpuAccess {
+            var cpu = DeviceConstraints(name: "cpu", usage: access.writable ? [.cpuRead, .cpuWrite] : [.cpuRead])
+            cpu.cpuAccess = true
+            try attach(cpu)
+        }
+        let live = try live()
+        guard live.info.cpuMappable else {
+            throw SMAFError(.unsupported, "map: \(live.info.allocator) memory is not CPU-mappable")
+        }
+        let mapping = try Mapping(fd: live.fd, length: Int(live.info.size), writable: access.writable,
+                                  context: "\(live.info.allocator) buffer")
+        if live.info.isDmaBuf { try DmaBuf.beginCPUAccess(live.fd, access.sync) }
+        defer { if live.info.isDmaBuf { try? DmaBuf.endCPUAccess(live.fd, access.sync) } }
+        return try body(mapping.bytes)
+    }
+
+    /// Gives the memory back now rather than at deinit. Idempotent.
+    public func release() {
+        // Taken out under the lock, dropped outside it: the plugin's release
+        // runs when the last reference goes, without holding the buffer lock.
+        let live = state.withLock { s in
+            s.released = true
+            return s.live.take()
+        }
+        withExtendedLifetime(live) {}
+    }
+}
+
+/// Does an existing allocation suit a device that attached late? Generic
+/// checks any allocator's memory can be held to; the plugin's own match()
+/// runs after these.
+enum LateAttach {
+    static func misfit(_ d: DeviceConstraints, _ a: Allocation) -> String? {
+        if d.needsKernelImport && !a.isDmaBuf { return "it is not a dma-buf, which \(d.name) must import" }
+        if d.needsCPU && !a.cpuMappable { return "it is not CPU-mappable" }
+        if d.contiguous && !a.contiguous { return "it is not verified physically contiguous" }
+        if d.secure { return "it was not allocated as secure memory" }
+        if let bits = d.dmaAddressBits, bits < 64, a.largestContiguous == 0 {
+            return "its addresses are not verified below 2^\(bits)"
+        }
+        if let max = d.maxSize, a.size > max { return "its \(a.size) bytes exceed the max size \(max)" }
+        if let max = d.maxWidth, a.width > max { return "its width \(a.width) exceeds the max width \(max)" }
+        if let max = d.maxHeight, a.height > max { return "its height \(a.height) exceeds the max height \(max)" }
+        for plane in a.planes where plane.stride > 0 {
+            if let align = d.pitchAlignment, UInt64(plane.stride) % align != 0 {
+                return "its pitch \(plane.stride) is not a multiple of \(align)"
+            }
+            if let max = d.maxPitch, UInt64(plane.stride) > max { return "its pitch \(plane.stride) exceeds the max pitch \(max)" }
+        }
+        if let formats = d.formats, let format = a.format {
+            guard let f = formats.first(where: { $0.format == format }) else {
+                return "its format \(format.code) is not among \(formats.map(\.format.code).joined(separator: ", "))"
+            }
+            if let m = a.modifier, !f.modifiers.isEmpty, !f.modifiers.contains(m) {
+                return "its modifier \(m) is not among \(f.modifiers.map(\.description).joined(separator: ", "))"
+            }
+        }
+        if let importable = d.importableFrom, !importable.contains(a.allocator) {
+            return "\(d.name) cannot import \(a.allocator) buffers (probe)"
+        }
+        return nil
+    }
+}

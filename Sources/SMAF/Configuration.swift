@@ -1,0 +1,121 @@
+import Glibc
+import SMAFSys
+
+/// Where plugins are looked for, how they rank, and their settings. Read
+/// from the environment and an optional config file; the environment wins.
+///
+/// Config file (`SMAF_CONFIG`, else `$XDG_CONFIG_HOME/smaf/smaf.conf`, else
+/// `/etc/smaf/smaf.conf`), one `key = value` per line, `#` comments:
+///
+///     ranks = gbm:primary,dumb:none
+///     plugin_path = /opt/vendor/smaf-plugins
+///     cma.size = 64M
+public struct Configuration: Sendable {
+    /// Extra plugin files or folders, searched before the default folders.
+    public var pluginPaths: [String] = []
+    /// Also search next to the executable and in `<prefix>/lib/smaf/plugins`.
+    public var searchDefaultPaths = true
+    /// Applied in order: the config file's, then SMAF_RANKS.
+    public var rankOverrides: [RankOverrides] = []
+    /// Plugin settings by `plugin.key`.
+    public var settings: [String: String] = [:]
+    public var logLevel: LogLevel = .warning
+    /// The config file that was read, if any.
+    public var configFile: String?
+
+    public init() {}
+
+    /// A configuration for tests and embedders: these plugin paths only.
+    public static func only(pluginPaths: [String]) -> Configuration {
+        var c = Configuration()
+        c.pluginPaths = pluginPaths
+        c.searchDefaultPaths = false
+        return c
+    }
+
+    /// SMAF_PLUGIN_PATH, SMAF_RANKS, SMAF_LOG, SMAF_CONFIG and SMAF_<PLUGIN>_<KEY>.
+    public static func fromEnvironment(_ env: [String: String] = currentEnvironment()) throws(SMAFError) -> Configuration {
+        var c = Configuration()
+        let explicit = env["SMAF_CONFIG"]
+        let candidates = explicit.map { [$0] } ?? [
+            (env["XDG_CONFIG_HOME"] ?? env["HOME"].map { "\($0)/.config" }).map { "\($0)/smaf/smaf.conf" },
+            "/etc/smaf/smaf.conf",
+        ].compactMap { $0 }
+        for path in candidates {
+            guard explicit != nil || access(path, R_OK) == 0 else { continue }
+            try c.readConfigFile(path)
+            break
+        }
+        if let paths = env["SMAF_PLUGIN_PATH"] {
+            c.pluginPaths = paths.split(separator: ":").map(String.init) + c.pluginPaths
+        }
+        if let ranks = env["SMAF_RANKS"] {
+            c.rankOverrides.append(try RankOverrides(parsing: ranks, source: "SMAF_RANKS"))
+        }
+        if let level = env["SMAF_LOG"] {
+            guard let l = LogLevel(parsing: level) else {
+                throw SMAFError(.invalidConfiguration, "SMAF_LOG: '\(level)' is not one of error, warning, info, debug")
+            }
+            c.logLevel = l
+        }
+        for (key, value) in env where key.hasPrefix("SMAF_") {
+            // SMAF_CMA_SIZE -> cma.size; the core's own variables are not plugin settings.
+            let rest = key.dropFirst(5)
+            guard !["PLUGIN_PATH", "RANKS", "LOG", "CONFIG"].contains(String(rest)),
+                  let underscore = rest.firstIndex(of: "_") else { continue }
+            let plugin = rest[..<underscore].lowercased()
+            let setting = rest[rest.index(after: underscore)...].lowercased()
+            c.settings["\(plugin).\(setting)"] = value
+        }
+        return c
+    }
+
+    mutating func readConfigFile(_ path: String) throws(SMAFError) {
+        let text: String
+        do { text = try readTextFile(path) } catch { throw SMAFError(.invalidConfiguration, "config file \(error)") }
+        configFile = path
+        var fileSettings: [String: String] = [:]
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = String(raw.prefix { $0 != "#" }).trimmed
+            if line.isEmpty { continue }
+            let parts = line.split(separator: "=", maxSplits: 1).map { String($0).trimmed }
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw SMAFError(.invalidConfiguration, "\(path):\(number + 1): expected 'key = value', got '\(line)'")
+            }
+            switch parts[0] {
+            case "ranks": rankOverrides.append(try RankOverrides(parsing: parts[1], source: "\(path):\(number + 1)"))
+            case "plugin_path": pluginPaths += parts[1].split(separator: ":").map(String.init)
+            case "log":
+                guard let l = LogLevel(parsing: parts[1]) else {
+                    throw SMAFError(.invalidConfiguration, "\(path):\(number + 1): log level '\(parts[1])' is not one of error, warning, info, debug")
+                }
+                logLevel = l
+            case let key where key.contains("."): fileSettings[key.lowercased()] = parts[1]
+            default:
+                throw SMAFError(.invalidConfiguration,
+                                "\(path):\(number + 1): unknown key '\(parts[0])' (ranks, plugin_path, log, or <plugin>.<setting>)")
+            }
+        }
+        settings.merge(fileSettings) { env, _ in env }
+    }
+
+    /// The rank a plugin ends up with, and where that rank came from.
+    func rank(for name: String, default defaultRank: Rank) -> (Rank, String) {
+        var result = (defaultRank, "default")
+        for overrides in rankOverrides {
+            if let r = overrides.ranks[name] { result = (r, overrides.source) }
+        }
+        return result
+    }
+}
+
+public func currentEnvironment() -> [String: String] {
+    var env: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return env
+}

@@ -1,0 +1,147 @@
+import CSMAFPlugin
+import Glibc
+
+/// Finds plugin files, dlopen()s them and refuses what it cannot trust: a
+/// missing entry symbol, another ABI major, a table too small for ABI 1, a
+/// missing op, a bad or duplicate name, a failing open(). A refused plugin
+/// costs one warning naming the file and the reason, never the process.
+struct PluginLoader {
+    let core: CoreServices
+
+    /// Shipped plugins are named libsmafplugin_<name>.so so they can sit in
+    /// a folder with other libraries (SwiftPM's build folder, an exe's dir).
+    static let shippedPrefix = "libsmafplugin_"
+
+    struct Warning: Error, Sendable, CustomStringConvertible {
+        var path: String
+        var reason: String
+        var description: String { "skipping plugin \(path): \(reason)" }
+    }
+
+    /// The files to try, in order: SMAF_PLUGIN_PATH / configured paths (a
+    /// file, or every *.so in a folder), then libsmafplugin_*.so next to the
+    /// executable, then <prefix>/lib/smaf/plugins. Duplicates (same real
+    /// path) are dropped silently.
+    func candidateFiles() -> [String] {
+        var files: [String] = []
+        for entry in core.configuration.pluginPaths where !entry.isEmpty {
+            files += isDirectory(entry) ? sharedObjects(in: entry, prefix: nil) : [entry]
+        }
+        if core.configuration.searchDefaultPaths, let exeDir = executableDirectory() {
+            files += sharedObjects(in: exeDir, prefix: Self.shippedPrefix)
+            files += sharedObjects(in: exeDir + "/../lib/smaf/plugins", prefix: nil)
+        }
+        var seen = Set<String>()
+        return files.filter { seen.insert(realPath($0) ?? $0).inserted }
+    }
+
+    /// Loads every candidate; returns the plugins that opened and the warnings.
+    func loadAll() -> (plugins: [LoadedPlugin], warnings: [Warning]) {
+        var plugins: [LoadedPlugin] = []
+        var warnings: [Warning] = []
+        for path in candidateFiles() {
+            switch load(path) {
+            case .success(let plugin):
+                if let twin = plugins.first(where: { $0.name == plugin.name }) {
+                    warnings.append(Warning(path: path, reason: "duplicate plugin name '\(plugin.name)' (already loaded from \(twin.path))"))
+                } else {
+                    plugins.append(plugin)
+                }
+            case .failure(let warning):
+                warnings.append(warning)
+            }
+        }
+        for w in warnings { core.log(.warning, w.description) }
+        for p in plugins {
+            core.log(.info, "loaded \(p.name) from \(p.path), rank \(p.rank) (\(p.rankSource)), ABI \(p.abiVersion.major).\(p.abiVersion.minor)")
+        }
+        return (plugins, warnings)
+    }
+
+    func load(_ path: String) -> Result<LoadedPlugin, Warning> {
+        func refuse(_ reason: String) -> Result<LoadedPlugin, Warning> { .failure(Warning(path: path, reason: reason)) }
+
+        // RTLD_NODELETE: a refused Swift plugin registered type metadata with
+        // the runtime on load; unmapping it could leave the runtime dangling.
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+            return refuse("dlopen failed: \(dlerror().map { String(cString: $0) } ?? "unknown error")")
+        }
+        guard let symbol = dlsym(handle, SMAF_PLUGIN_ENTRY_NAME) else {
+            dlclose(handle)
+            return refuse("no entry symbol '\(SMAF_PLUGIN_ENTRY_NAME)' (is it a smaf plugin?)")
+        }
+        let entry = unsafeBitCast(symbol, to: smaf_plugin_entry_fn.self)
+        guard let table = entry(core.table) else {
+            return refuse("\(SMAF_PLUGIN_ENTRY_NAME)() returned NULL")
+        }
+        let p = table.pointee
+        let major = UInt32(SMAF_PLUGIN_ABI_MAJOR), minor = UInt32(SMAF_PLUGIN_ABI_MINOR)
+        guard p.struct_size >= UInt32(MemoryLayout<smaf_plugin>.size) else {
+            return refuse("struct smaf_plugin is \(p.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_plugin>.size)")
+        }
+        guard p.abi_major == major else {
+            return refuse("built for ABI \(p.abi_major).\(p.abi_minor), this smaf speaks ABI \(major).\(minor)")
+        }
+        guard p.abi_minor_required <= minor else {
+            return refuse("needs ABI \(major).\(p.abi_minor_required) or newer, this smaf speaks ABI \(major).\(minor)")
+        }
+        guard let cname = p.name, let name = Optional(String(cString: cname)), Self.isValidName(name) else {
+            return refuse("plugin name '\(p.name.map { String(cString: $0) } ?? "(null)")' is not [a-z0-9_-]{1,63}")
+        }
+        guard p.kind == SMAF_PLUGIN_KIND_ALLOCATOR.rawValue else {
+            return refuse("'\(name)' is of kind \(p.kind), which this smaf does not load")
+        }
+        guard p.open != nil, p.close != nil else { return refuse("'\(name)' lacks open or close") }
+        guard let ops = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops") }
+        guard ops.pointee.struct_size >= UInt32(MemoryLayout<smaf_allocator_ops>.size) else {
+            return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_allocator_ops>.size)")
+        }
+        let missing = [("match", ops.pointee.match == nil), ("allocate", ops.pointee.allocate == nil),
+                       ("release", ops.pointee.release == nil)].filter(\.1).map(\.0)
+        guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))") }
+
+        var context: UnsafeMutableRawPointer?
+        var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
+        let rc = p.open(core.table, &context, &message, message.count)
+        guard rc == 0 else {
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let err = rc < 0 ? " (\(String(cString: strerror(-rc))))" : ""
+            return refuse("'\(name)' open failed\(err): \(text.isEmpty ? "no reason given" : text)")
+        }
+        return .success(LoadedPlugin(name: name, path: path, table: table, ops: ops, context: context,
+                                     core: core, abiMinor: min(p.abi_minor, minor)))
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count < Int(SMAF_NAME_MAX)
+            && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f || $0 == 0x2d }
+    }
+}
+
+func isDirectory(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+}
+
+func realPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
+}
+
+/// The *.so files in a folder, sorted so load order never depends on readdir.
+func sharedObjects(in dir: String, prefix: String?) -> [String] {
+    guard let d = opendir(dir) else { return [] }
+    defer { closedir(d) }
+    var names: [String] = []
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.hasSuffix(".so") && (prefix.map(name.hasPrefix) ?? true) { names.append(name) }
+    }
+    return names.sorted().map { "\(dir)/\($0)" }
+}
+
+func executableDirectory() -> String? {
+    guard let exe = realPath("/proc/self/exe") else { return nil }
+    return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)])
+}

@@ -1,0 +1,32 @@
+/// What a plugin written in Swift implements. The kit turns it into the C ABI
+/// (`smaf/plugin.h`); export it from the plugin's module with:
+///
+///     @_cdecl("smaf_plugin_entry")
+///     public func smafPluginEntry(_ core: UnsafePointer<smaf_core>?) -> UnsafeRawPointer? {
+///         PluginExport.entry(MyAllocator.self)
+///     }
+///
+/// One instance is created per open() and may be called from several threads
+/// at once unless `serialized` is true.
+public protocol AllocatorPlugin: AnyObject, Sendable {
+    static var name: String { get }
+    static var summary: String { get }
+    static var defaultRank: Int32 { get }
+    /// Ask the core to serialize every call (for plugins with unlocked state).
+    static var serialized: Bool { get }
+
+    init(core: PluginCore) throws(PluginError)
+
+    /// Pure decision: no device memory allocated, no state changed.
+    func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict
+    func allocate(_ request: PluginRequest, merged: PluginConstraints) throws(PluginError) -> PluginAllocation
+    /// Closes every fd and frees everything allocate() made for `allocation`.
+    func release(_ allocation: PluginAllocation)
+    /// A human readable state report (`smaf list --stats`), if the plugin has one.
+    func stats() -> String?
+}
+
+extension AllocatorPlugin {
+    public static var serialized: Bool { false }
+    public func stats() -> String? { nil }
+}

@@ -1,0 +1,34 @@
+extension PluginRequest {
+    /// The linear layout this request needs under `merged`'s alignment and
+    /// pitch limits: an image's planes, or one plane of `size` bytes.
+    /// Shared by every allocator that lays out memory itself (memfd, cma).
+    public func linearLayout(merged: PluginConstraints, defaultPitchAlignment: UInt64) -> Result<ImageLayout, ImageLayout.Failure> {
+        guard let format, isImage else {
+            if merged.maxSize > 0 && size > merged.maxSize { return .failure(.exceedsMaxSize(size: size, max: merged.maxSize)) }
+            return .success(.bytes(size))
+        }
+        let pitchAlignment = leastCommonMultiple(merged.pitchAlignment, defaultPitchAlignment) ?? 0
+        guard pitchAlignment > 0 else { return .failure(.overflow("pitch alignment")) }
+        do {
+            var layout = try ImageLayout.linear(width: width, height: height, format: format,
+                                                pitchAlignment: pitchAlignment,
+                                                heightAlignment: max(merged.heightAlignment, 1),
+                                                maxPitch: merged.maxPitch, maxSize: merged.maxSize)
+            layout.size = max(layout.size, size)
+            return .success(layout)
+        } catch {
+            return .failure(error)
+        }
+    }
+}
+
+extension PluginAllocation {
+    /// Fills the image description (format, size, planes) from a layout.
+    public mutating func describe(request: PluginRequest, layout: ImageLayout, modifier: Modifier) {
+        format = request.format
+        width = request.width
+        height = request.height
+        self.modifier = modifier
+        planes = layout.planes.map { Plane(offset: $0.offset, stride: UInt32(clamping: $0.pitch)) }
+    }
+}

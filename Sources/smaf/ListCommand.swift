@@ -1,0 +1,81 @@
+import ArgumentParser
+import SMAF
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List the allocator plugins found, in the order they are tried.",
+        discussion: """
+        Higher rank is tried first; ties go by name. Rank 'none' (0) is used only when a
+        request forces the allocator by name. Change ranks without rebuilding:
+          SMAF_RANKS=memfd:primary,dumb:none smaf list
+        Plugins the loader refused are listed with the reason.
+        """
+    )
+
+    @OptionGroup var options: RegistryOptions
+    @Flag(name: .long, help: "Also print each plugin's state report (regions, usage), where it has one.")
+    var stats = false
+
+    struct PluginJSON: Encodable {
+        var name, description, path, rankSource, abi: String
+        var rank, defaultRank: Int32
+        var stats: String?
+        enum CodingKeys: String, CodingKey {
+            case name, description, path, abi, rank, stats
+            case rankSource = "rank_source", defaultRank = "default_rank"
+        }
+    }
+
+    struct ListJSON: Encodable {
+        var plugins: [PluginJSON]
+        var refused: [String]
+    }
+
+    func run() throws {
+        let registry = try options.registry()
+        let plugins = registry.plugins.map { p in
+            PluginJSON(name: p.name, description: p.summary, path: p.path, rankSource: p.rankSource,
+                       abi: "\(p.abiVersion.major).\(p.abiVersion.minor)", rank: p.rank.value,
+                       defaultRank: p.defaultRank.value, stats: stats ? p.stats() : nil)
+        }
+        if options.json {
+            try printJSON(ListJSON(plugins: plugins, refused: registry.loadWarnings))
+            return
+        }
+        print(pluginTable(registry))
+        if stats {
+            for p in registry.plugins {
+                print("\n\(p.name):\n\(p.stats() ?? "  (no state report)")")
+            }
+        }
+        for w in registry.loadWarnings { print("refused: \(w)") }
+    }
+}
+
+/// The plugin table `list` and `demo` print.
+func pluginTable(_ registry: AllocatorRegistry) -> String {
+    guard !registry.plugins.isEmpty else {
+        return "no allocator plugins found (searched SMAF_PLUGIN_PATH, the executable's folder, <prefix>/lib/smaf/plugins)"
+    }
+    var rows = [["ALLOCATOR", "RANK", "FROM", "ABI", "FILE"]]
+    for p in registry.plugins {
+        rows.append([p.name, p.rank.description, p.rankSource, "\(p.abiVersion.major).\(p.abiVersion.minor)", p.path])
+    }
+    var lines = table(rows)
+    for p in registry.plugins { lines.append("  \(p.name): \(p.summary)") }
+    return lines.joined(separator: "\n")
+}
+
+/// Left-aligned columns, two spaces apart.
+func table(_ rows: [[String]]) -> [String] {
+    let widths = (0..<(rows.first?.count ?? 0)).map { c in rows.map { $0[c].count }.max() ?? 0 }
+    return rows.map { row in
+        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padded(widths[i]) }.joined(separator: "  ")
+    }
+}
+
+extension String {
+    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

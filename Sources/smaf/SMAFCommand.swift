@@ -1,0 +1,62 @@
+import ArgumentParser
+import Glibc
+import SMAF
+import SMAFSys
+
+@main
+struct SMAFCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "smaf",
+        abstract: "Secure Memory Allocation Framework: describe the devices that will touch a buffer, get memory all of them can use.",
+        discussion: """
+        smaf loads allocator plugins at run time, ranks them, and gives each buffer to the
+        first allocator whose match() accepts every attached device. Allocation is deferred
+        until the memory is first needed, so every device has had its say.
+
+        Environment:
+          SMAF_PLUGIN_PATH  extra plugin files or folders, colon separated, searched first
+          SMAF_RANKS        rank overrides, e.g. memfd:primary,dumb:none (none = only when forced)
+          SMAF_LOG          error | warning | info | debug (loading and every match verdict)
+          SMAF_CONFIG       a config file instead of ~/.config/smaf/smaf.conf or /etc/smaf/smaf.conf
+        """,
+        subcommands: [DemoCommand.self, ListCommand.self, AllocCommand.self],
+        defaultSubcommand: nil
+    )
+
+    /// Runs the CLI with one rule for every error: one line on stderr, exit 1.
+    /// Argument mistakes keep ArgumentParser's usage text (exit 64).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as SMAFError {
+            fail(error.message)
+        } catch let error as CommandFailure {
+            fail(error.message, code: error.code)
+        } catch {
+            Self.exit(withError: error)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32 = 1) -> Never {
+        writeStandardError("smaf: error: \(message)")
+        Glibc.exit(code)
+    }
+}
+
+/// An error the CLI itself reports (not the library's): one line, an exit code.
+struct CommandFailure: Error {
+    var message: String
+    var code: Int32 = 1
+}
+
+/// Options every command that touches the registry shares.
+struct RegistryOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print JSON for scripts instead of text.")
+    var json = false
+
+    func registry() throws -> AllocatorRegistry {
+        let registry = try AllocatorRegistry.load()
+        return registry
+    }
+}
