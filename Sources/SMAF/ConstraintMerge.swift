@@ -90,7 +90,9 @@ public struct MergedConstraints: Sendable, Hashable {
                            adding who: String) throws(SMAFError) -> [DeviceConstraints.FormatModifiers] {
         guard let current else { return theirs }
         let constrainedBy = devices.filter { $0.formats != nil }.map(\.name)
-        let others = constrainedBy.isEmpty ? "the other devices" : "device\(constrainedBy.count > 1 ? "s" : "") \(constrainedBy.joined(separator: ", "))"
+        let plural = constrainedBy.count != 1
+        let others = constrainedBy.isEmpty ? "the other devices" : "device\(plural ? "s" : "") \(constrainedBy.joined(separator: ", "))"
+        let (accept, take) = plural ? ("accept", "take") : ("accepts", "takes")
         var result: [DeviceConstraints.FormatModifiers] = []
         var modifierDisagreement: [String] = []
         for mine in current {
@@ -101,7 +103,7 @@ public struct MergedConstraints: Sendable, Hashable {
             else {
                 modifiers = mine.modifiers.filter(other.modifiers.contains)
                 if modifiers.isEmpty {
-                    modifierDisagreement.append("\(mine.format.code): \(others) take \(list(mine.modifiers)), \(who) takes \(list(other.modifiers))")
+                    modifierDisagreement.append("\(mine.format.code): \(others) \(take) \(list(mine.modifiers)), device \(who) takes \(list(other.modifiers))")
                     continue
                 }
             }
@@ -112,7 +114,7 @@ public struct MergedConstraints: Sendable, Hashable {
                 throw SMAFError(.conflictingConstraints, "no modifier all devices accept: " + modifierDisagreement.joined(separator: "; "))
             }
             throw SMAFError(.conflictingConstraints,
-                            "no format all devices accept: \(others) accept \(current.map(\.format.code).joined(separator: ", ")); device \(who) accepts \(theirs.map(\.format.code).joined(separator: ", "))")
+                            "no format all devices accept: \(others) \(accept) \(current.map(\.format.code).joined(separator: ", ")); device \(who) accepts \(theirs.map(\.format.code).joined(separator: ", "))")
         }
         return result
     }

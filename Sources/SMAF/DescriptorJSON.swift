@@ -154,10 +154,12 @@ extension Usage: Codable {
         var c = try decoder.unkeyedContainer()
         var usage: Usage = []
         while !c.isAtEnd {
+            let index = c.currentIndex
             let name = try c.decode(String.self)
             guard let bit = Usage.names.first(where: { $0.0 == name })?.1 else {
-                throw DecodingError.dataCorruptedError(
-                    in: c, debugDescription: "unknown usage '\(name)' (known: \(Usage.names.map(\.0).joined(separator: ", ")))")
+                throw DecodingError.dataCorrupted(.init(
+                    codingPath: c.codingPath + [AnyKey(intValue: index)!],
+                    debugDescription: "unknown usage '\(name)' (known: \(Usage.names.map(\.0).joined(separator: ", ")))"))
             }
             usage.insert(bit)
         }

@@ -4,6 +4,10 @@ public struct ImageLayout: Sendable, Hashable {
     public struct Plane: Sendable, Hashable {
         public var offset: UInt64
         public var pitch: UInt64
+        public init(offset: UInt64, pitch: UInt64) {
+            self.offset = offset
+            self.pitch = pitch
+        }
     }
     public var planes: [Plane]
     public var size: UInt64

@@ -31,9 +31,6 @@ public struct UniqueFD: ~Copyable, @unchecked Sendable {
         return UniqueFD(adopting: copy)
     }
 
-    /// The swift-system view, for calls that only borrow the descriptor.
-    public var descriptor: FileDescriptor { FileDescriptor(rawValue: rawValue) }
-
     /// Gives up ownership without closing; the caller now owns the number.
     public consuming func take() -> CInt {
         let fd = rawValue
@@ -47,7 +44,7 @@ public struct UniqueFD: ~Copyable, @unchecked Sendable {
     }
 }
 
-extension FileDescriptor {
+extension UniqueFD {
     /// Size of the file behind the descriptor (fstat), or of a dma-buf (lseek).
     public func byteSize() throws(SystemError) -> UInt64 {
         var st = Glibc.stat()

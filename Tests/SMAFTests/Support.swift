@@ -1,0 +1,97 @@
+import Foundation
+import SMAF
+import Synchronization
+
+/// Paths and helpers shared by the host tests.
+enum TestSupport {
+    /// The package root, found from this file's path.
+    static let packageRoot: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3) // Tests/SMAFTests/Support.swift
+        return parts.joined(separator: "/")
+    }()
+
+    /// The folder the test bundle runs from: SwiftPM puts the shipped plugin
+    /// libraries and the smaf executable there.
+    static let buildDirectory: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        return (exe as NSString).deletingLastPathComponent
+    }()
+
+    static func shippedPlugin(_ name: String) -> String { "\(buildDirectory)/libsmafplugin_\(name).so" }
+    static var smafExecutable: String { "\(buildDirectory)/smaf" }
+
+    /// A registry loading exactly these plugin files (no default folders).
+    static func registry(_ paths: [String], ranks: String? = nil, settings: [String: String] = [:]) throws -> AllocatorRegistry {
+        var c = Configuration.only(pluginPaths: paths)
+        if let ranks { c.rankOverrides = [try RankOverrides(parsing: ranks, source: "test")] }
+        c.settings = settings
+        c.logLevel = .error
+        return AllocatorRegistry(configuration: c)
+    }
+
+    private static let built = Mutex<[String: String]>([:])
+    private static let fixtureDir: String = {
+        let dir = NSTemporaryDirectory() + "smaf-fixtures-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }()
+
+    /// Compiles Tests/Fixtures/fixture_plugin.c with `defines` into a .so
+    /// (once per set of defines per test run) and returns its path.
+    static func fixture(_ defines: [String: String]) throws -> String {
+        let key = defines.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        if let path = built.withLock({ $0[key] }) { return path }
+        let path = "\(fixtureDir)/fixture-\(abs(key.hashValue)).so"
+        var args = ["-shared", "-fPIC", "-Wall", "-Werror", "-o", path,
+                    "-I", "\(packageRoot)/Sources/CSMAFPlugin/include",
+                    "\(packageRoot)/Tests/Fixtures/fixture_plugin.c"]
+        for (k, v) in defines { args.append(v.isEmpty ? "-D\(k)" : "-D\(k)=\(v)") }
+        let result = try run("/usr/bin/cc", args)
+        guard result.status == 0 else { throw FixtureError(message: "cc failed: \(result.stderr)") }
+        built.withLock { $0[key] = path }
+        return path
+    }
+
+    /// A fixture plugin named `name` with rank `rank` and extra switches.
+    static func fixture(name: String, rank: Int = 100, _ switches: String...) throws -> String {
+        var d = ["FIXTURE_NAME": "\"\(name)\"", "FIXTURE_RANK": "\(rank)"]
+        for s in switches { d[s] = "" }
+        return try fixture(d)
+    }
+
+    struct FixtureError: Error { var message: String }
+
+    struct RunResult {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a program to completion, capturing its output in temporary
+    /// files (not pipes: Foundation closes pipe fds lazily, which would move
+    /// the fd counts the leak tests compare).
+    static func run(_ program: String, _ args: [String], environment: [String: String]? = nil) throws -> RunResult {
+        let base = NSTemporaryDirectory() + "smaf-run-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let outPath = base + ".out", errPath = base + ".err"
+        defer { unlink(outPath); unlink(errPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let env = environment ?? ProcessInfo.processInfo.environment
+        let cArgs = ([program] + args).map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (cArgs + cEnv).forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, program, &actions, nil, cArgs, cEnv)
+        guard rc == 0 else { throw FixtureError(message: "spawn \(program): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exit = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return RunResult(status: exit, stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    }
+}
+
