@@ -46,6 +46,9 @@ let package = Package(
         ),
         // DRM fourcc codes, modifiers and image layout math, shared by core and plugins.
         .target(name: "SMAFFormats"),
+        // libdrm through pkg-config, and the typed Swift layer over it.
+        .systemLibrary(name: "CLibDRM", pkgConfig: "libdrm", providers: [.apt(["libdrm-dev"])]),
+        .target(name: "SMAFDRM", dependencies: ["CLibDRM", "SMAFSys"]),
         // What a plugin written in Swift links to export the C ABI.
         .target(name: "SMAFPluginKit", dependencies: ["CSMAFPlugin", "SMAFFormats"]),
         // The core: constraints, registry, loader, deferred buffers.
@@ -55,9 +58,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "smaf",
-            dependencies: ["SMAF", "SMAFSys", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SMAF", "SMAFSys", "SMAFDRM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "SMAFTests", dependencies: ["SMAF", "SMAFSys"]),
-        .testTarget(name: "SMAFIntegrationTests", dependencies: ["SMAF", "SMAFSys"]),
+        .testTarget(name: "SMAFIntegrationTests", dependencies: ["SMAF", "SMAFSys", "SMAFDRM"]),
     ] + plugins.map(\.1)
 )

@@ -1,0 +1,81 @@
+import CLibDRM
+import Glibc
+import SMAFSys
+
+/// One open DRM node. Owns its fd: GEM handles are per open file and not
+/// reference counted, so smaf never shares a DRM fd with other code and
+/// opens its own per user (wlroots learned this the hard way).
+public final class DRMDevice: Sendable {
+    public let path: String
+    private let fd: UniqueFD
+    /// The kernel driver's name (`vgem`, `virtio_gpu`, `bochs-drm`, `i915`...).
+    public let driver: String
+    public let driverVersion: String
+
+    public init(path: String) throws(SystemError) {
+        self.path = path
+        fd = try UniqueFD.open(path, O_RDWR)
+        guard let v = drmGetVersion(fd.rawValue) else {
+            throw SystemError.current("drmGetVersion", context: path)
+        }
+        defer { drmFreeVersion(v) }
+        driver = v.pointee.name.map { String(cString: $0) } ?? "unknown"
+        driverVersion = "\(v.pointee.version_major).\(v.pointee.version_minor).\(v.pointee.version_patchlevel)"
+    }
+
+    /// The borrowed fd, for libdrm calls. Valid while `self` lives.
+    public var rawFD: Int32 { fd.rawValue }
+
+    public var isRenderNode: Bool { path.contains("/renderD") }
+
+    /// drmGetCap; nil when the kernel does not know the cap.
+    public func capability(_ cap: UInt64) -> UInt64? {
+        var value: UInt64 = 0
+        return drmGetCap(fd.rawValue, cap, &value) == 0 ? value : nil
+    }
+
+    /// Imports a dma-buf (PRIME). The handle is closed when the returned owner goes.
+    public func importDmaBuf(_ dmabuf: Int32) throws(SystemError) -> GEMHandle {
+        var handle: UInt32 = 0
+        // libdrm returns -errno or sets errno depending on version; read both.
+        let rc = drmPrimeFDToHandle(fd.rawValue, dmabuf, &handle)
+        if rc != 0 {
+            let err = rc < 0 && rc != -1 ? -rc : errno
+            throw SystemError("drmPrimeFDToHandle", .init(rawValue: err), context: "\(path) (\(driver))")
+        }
+        return GEMHandle(device: self, handle: handle)
+    }
+
+    /// The primary nodes present (`/dev/dri/card*`), sorted.
+    public static func primaryNodes() -> [String] {
+        nodes(prefix: "card")
+    }
+
+    public static func renderNodes() -> [String] {
+        nodes(prefix: "renderD")
+    }
+
+    private static func nodes(prefix: String) -> [String] {
+        guard let d = opendir("/dev/dri") else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasPrefix(prefix) { names.append("/dev/dri/\(name)") }
+        }
+        return names.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
+    }
+}
+
+/// A GEM handle on one DRM fd, closed exactly once when this owner goes.
+public struct GEMHandle: ~Copyable, Sendable {
+    public let device: DRMDevice
+    public let handle: UInt32
+
+    init(device: DRMDevice, handle: UInt32) {
+        self.device = device
+        self.handle = handle
+    }
+
+    deinit { _ = drmCloseBufferHandle(device.rawFD, handle) }
+}
