@@ -21,6 +21,10 @@ func allocatorPlugin(_ name: String, target: String, dependencies: [Target.Depen
 
 let plugins = [
     allocatorPlugin("memfd", target: "MemfdPlugin"),
+    allocatorPlugin("cma", target: "CMAPlugin"),
+    allocatorPlugin("dmaheap", target: "DmaHeapPlugin"),
+    allocatorPlugin("dumb", target: "DumbPlugin", dependencies: ["SMAFDRM"]),
+    allocatorPlugin("gbm", target: "GBMPlugin", dependencies: ["SMAFDRM", "CLibGBM"]),
 ]
 
 let package = Package(
@@ -49,6 +53,8 @@ let package = Package(
         // libdrm through pkg-config, and the typed Swift layer over it.
         .systemLibrary(name: "CLibDRM", pkgConfig: "libdrm", providers: [.apt(["libdrm-dev"])]),
         .target(name: "SMAFDRM", dependencies: ["CLibDRM", "SMAFSys"]),
+        // Mesa's GBM, for the gbm plugin.
+        .systemLibrary(name: "CLibGBM", pkgConfig: "gbm", providers: [.apt(["libgbm-dev"])]),
         // What a plugin written in Swift links to export the C ABI.
         .target(name: "SMAFPluginKit", dependencies: ["CSMAFPlugin", "SMAFFormats"]),
         // The core: constraints, registry, loader, deferred buffers.

@@ -26,9 +26,11 @@ public struct Allocation: Sendable, Hashable, Codable {
     public var largestContiguous: UInt64
     /// The plugin's own words ("memfd pages via udmabuf").
     public var detail: String
+    /// Who exports the dma-buf ("udmabuf", "dma-heap:system", "drm:vgem"); empty if none.
+    public var exporter: String
 
     enum CodingKeys: String, CodingKey {
-        case allocator, size, format, width, height, modifier, planes, contiguous, coherent, detail
+        case allocator, size, format, width, height, modifier, planes, contiguous, coherent, detail, exporter
         case isDmaBuf = "dmabuf", cpuMappable = "cpu_mappable", readOnly = "read_only"
         case largestContiguous = "largest_contiguous"
     }
@@ -51,6 +53,7 @@ public struct Allocation: Sendable, Hashable, Codable {
         }
         largestContiguous = a.largest_contiguous
         detail = withUnsafeBytes(of: a.detail) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        exporter = withUnsafeBytes(of: a.exporter) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 }
 

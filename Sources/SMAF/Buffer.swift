@@ -150,8 +150,8 @@ enum LateAttach {
                 return "its modifier \(m) is not among \(f.modifiers.map(\.description).joined(separator: ", "))"
             }
         }
-        if let importable = d.importableFrom, !importable.contains(a.allocator) {
-            return "\(d.name) cannot import \(a.allocator) buffers (probe)"
+        if let importable = d.importableFrom, !importable.contains(a.exporter) {
+            return "\(d.name) cannot import dma-bufs from \(a.exporter.isEmpty ? a.allocator : a.exporter) (measured by the probe)"
         }
         return nil
     }

@@ -146,6 +146,9 @@ public enum PluginExport {
         withUnsafeMutableBytes(of: &out.pointee.detail) { buf in
             copyMessage(a.detail, into: buf.baseAddress!.assumingMemoryBound(to: CChar.self), buf.count)
         }
+        withUnsafeMutableBytes(of: &out.pointee.exporter) { buf in
+            copyMessage(a.exporter, into: buf.baseAddress!.assumingMemoryBound(to: CChar.self), buf.count)
+        }
     }
 
     static func read(_ p: UnsafePointer<smaf_allocation>) -> PluginAllocation {

@@ -54,6 +54,12 @@ public struct PluginConstraints {
         guard raw.pointee.importable_count > 0, let list = raw.pointee.importable_from else { return nil }
         return (0..<Int(raw.pointee.importable_count)).compactMap { list[$0].map { String(cString: $0) } }
     }
+
+    /// Can this device import a dma-buf from `exporter` ("udmabuf",
+    /// "dma-heap:system", "drm:virtio_gpu")? True when the probe did not say.
+    public func canImport(from exporter: String) -> Bool {
+        importableFrom?.contains(exporter) ?? true
+    }
 }
 
 /// What match() decides.
@@ -107,6 +113,8 @@ public struct PluginAllocation: Sendable {
     /// The plugin's own bookkeeping (an index, an offset); returned to release().
     public var token: UInt = 0
     public var detail: String = ""
+    /// Who exports the dma-buf ("udmabuf", "dma-heap:system", "drm:vgem").
+    public var exporter: String = ""
 
     public init(fd: Int32, size: UInt64, guarantees: Guarantees) {
         self.fd = fd

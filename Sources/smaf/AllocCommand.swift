@@ -110,7 +110,7 @@ func describe(_ a: Allocation) -> String {
         lines.append("  planes:     " + a.planes.enumerated().map { "\($0): offset \($1.offset) pitch \($1.stride)" }.joined(separator: "; "))
     }
     var guarantees: [String] = []
-    if a.isDmaBuf { guarantees.append("dma-buf") }
+    if a.isDmaBuf { guarantees.append("dma-buf (exporter \(a.exporter.isEmpty ? "?" : a.exporter))") }
     if a.cpuMappable { guarantees.append("cpu-mappable") }
     if a.contiguous { guarantees.append("contiguous (verified, largest run \(formatBytes(a.largestContiguous)))") }
     if a.coherent { guarantees.append("coherent") }

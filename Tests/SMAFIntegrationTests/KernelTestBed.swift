@@ -27,8 +27,10 @@ enum KernelTestBed {
         return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)])
     }
 
-    static func registry() -> AllocatorRegistry {
-        var c = Configuration.only(pluginPaths: ["\(buildDirectory)/libsmafplugin_memfd.so"])
+    /// A registry of exactly these shipped plugins (default: memfd).
+    static func registry(_ plugins: String...) -> AllocatorRegistry {
+        let names = plugins.isEmpty ? ["memfd"] : plugins
+        var c = Configuration.only(pluginPaths: names.map { "\(buildDirectory)/libsmafplugin_\($0).so" })
         c.logLevel = .error
         return AllocatorRegistry(configuration: c)
     }

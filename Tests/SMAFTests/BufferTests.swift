@@ -145,7 +145,7 @@ import Testing
         buffer.release()
         buffer.release()
         #expect(buffer.allocation == nil)
-        let error = #expect(throws: SMAFError.self) { try buffer.exportFD() }
+        let error = #expect(throws: SMAFError.self) { _ = try buffer.exportFD() }
         #expect(error?.message == "buffer was released")
     }
 

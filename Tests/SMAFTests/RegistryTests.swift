@@ -112,7 +112,7 @@ import Foundation
 enum NSTemporaryDirectoryShim {
     static func file(_ name: String, _ text: String) -> String {
         let path = NSTemporaryDirectory() + "smaf-test-\(getpid())-\(name)"
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 }

@@ -45,6 +45,9 @@ final class MemfdAllocator: AllocatorPlugin {
         if !udmabuf.isAvailable, let device = devices.first(where: { $0.needsDmaBuf }) {
             return .reject("device \(device.name) needs a dma-buf and /dev/udmabuf is unavailable")
         }
+        if let device = devices.first(where: { $0.needsDmaBuf && !$0.canImport(from: "udmabuf") }) {
+            return .reject("device \(device.name) cannot import udmabuf dma-bufs (measured by the probe)")
+        }
         let size: UInt64
         switch request.linearLayout(merged: merged, defaultPitchAlignment: Self.defaultPitchAlignment) {
         case .success(let layout): size = layout.size
@@ -75,6 +78,7 @@ final class MemfdAllocator: AllocatorPlugin {
                 let dmabuf = try udmabuf.export(memfd: memfd.rawValue, offset: 0, size: size, name: "smaf:memfd")
                 allocation = PluginAllocation(fd: dmabuf.take(), size: size, guarantees: [.dmaBuf, .cpuMappable])
                 allocation.detail = "memfd pages via udmabuf"
+                allocation.exporter = "udmabuf"
             } else {
                 allocation = PluginAllocation(fd: memfd.take(), size: size, guarantees: [.cpuMappable])
                 allocation.detail = "sealed memfd (no /dev/udmabuf: not a dma-buf)"

@@ -18,12 +18,14 @@
 #   timed-out     CMD was killed by the --timeout watchdog
 #   rc            CMD's exit status; written last, atomically
 #
-# SHARE/config.sh (written by the host) sets the variables used below and
-# exports the environment selected for CMD.
+# SHARE/config.sh (written by the host) sets the variables used below;
+# SHARE/env.sh exports the environment selected for CMD.
 
 set -u
 share=$1
 cd / || exit 125
+# Our own tools come from the guest's usual places, whatever CMD's PATH is.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 : >"$share/booted"
 
@@ -133,9 +135,20 @@ fi
 
 cd "$VM_CWD" 2>&3 || infra_error "cannot change to $VM_CWD in the VM"
 
-# Run CMD in its own session/process group so the watchdog can kill it with
-# all its children. stdin is /dev/null: the run is not interactive.
-setsid "${VM_CMD[@]}" </dev/null >>"$share/stdout" 2>>"$share/stderr" &
+# Run CMD with its environment (env.sh, sourced in the subshell only so
+# this script keeps its own PATH) in its own session/process group, so the
+# watchdog can kill it with all its children. The subshell is no group
+# leader, so setsid(1) execs CMD without forking: $! is CMD's pid.
+# stdin is /dev/null: the run is not interactive.
+(
+    # shellcheck source=/dev/null
+    . "$share/env.sh" || exit 125
+    if ! command -v "${VM_CMD[0]}" >/dev/null; then
+        echo "scripts/vm: ${VM_CMD[0]}: command not found in the VM" >&2
+        exit 127
+    fi
+    exec setsid "${VM_CMD[@]}"
+) </dev/null >>"$share/stdout" 2>>"$share/stderr" &
 cmd_pid=$!
 watchdog_pid=
 if [ "$VM_TIMEOUT" -gt 0 ]; then

@@ -121,8 +121,9 @@ struct smaf_constraints {
     uint32_t max_segments;      /* scatter-gather entries the device takes */
     uint32_t format_count;
     const struct smaf_format *formats;
-    /* Set by the core from the device probe: which exporters this device can
-     * import from, as plugin names. NULL/0: not known, assume importable. */
+    /* Set by the device probe: the exporters this device was measured to
+     * import from ("udmabuf", "dma-heap:system", "drm:virtio_gpu", see
+     * smaf_allocation.exporter). NULL/0: not known, assume importable. */
     uint32_t importable_count;
     uint32_t reserved0;
     const char *const *importable_from;
@@ -181,6 +182,10 @@ struct smaf_allocation {
     uint64_t largest_contiguous; /* bytes; 0 if not verified */
     void *plugin_data;          /* the plugin's own per-allocation state */
     char detail[SMAF_REASON_MAX]; /* human readable, e.g. "memfd 8 MiB via udmabuf" */
+    /* Who exports the dma-buf, in the names device probes record in
+     * smaf_constraints.importable_from: "udmabuf", "dma-heap:<heap>",
+     * "drm:<driver>" (a DRM device's own buffer). Empty if not a dma-buf. */
+    char exporter[SMAF_NAME_MAX];
     uint64_t reserved[8];
 };
 

@@ -1,0 +1,1 @@
+// Placeholder: the dmaheap plugin is being written; replaced by its real source.

@@ -1,0 +1,1 @@
+// Placeholder: the dumb plugin is being written; replaced by its real source.

@@ -1,0 +1,1 @@
+// Placeholder: the gbm plugin is being written; replaced by its real source.
