@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "SMAFFormats"),
         // libdrm through pkg-config, and the typed Swift layer over it.
         .systemLibrary(name: "CLibDRM", pkgConfig: "libdrm", providers: [.apt(["libdrm-dev"])]),
-        .target(name: "SMAFDRM", dependencies: ["CLibDRM", "SMAFSys"]),
+        .target(name: "SMAFDRM", dependencies: ["CLibDRM", "SMAFSys", .product(name: "SystemPackage", package: "swift-system")]),
         // Mesa's GBM, for the gbm plugin.
         .systemLibrary(name: "CLibGBM", pkgConfig: "gbm", providers: [.apt(["libgbm-dev"])]),
         // What a plugin written in Swift links to export the C ABI.
@@ -60,7 +60,8 @@ let package = Package(
         // The core: constraints, registry, loader, deferred buffers.
         .target(
             name: "SMAF",
-            dependencies: ["CSMAFPlugin", "SMAFSys", "SMAFFormats", .product(name: "SystemPackage", package: "swift-system")]
+            dependencies: ["CSMAFPlugin", "SMAFSys", "SMAFFormats", "SMAFDRM", "CLibDRM",
+                           .product(name: "SystemPackage", package: "swift-system")]
         ),
         .executableTarget(
             name: "smaf",

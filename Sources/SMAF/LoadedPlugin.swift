@@ -64,7 +64,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         allocation.fd = -1
         var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
         let rc = serialized {
-            ops.pointee.allocate(context, c.request, c.merged, &allocation, &message, message.count)
+            ops.pointee.allocate(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &allocation, &message, message.count)
         }
         if rc == 0 && allocation.fd >= 0 { return .success(allocation) }
         if rc == 0 {

@@ -1,6 +1,7 @@
 import CLibDRM
 import Glibc
 import SMAFSys
+import SystemPackage
 
 /// One open DRM node. Owns its fd: GEM handles are per open file and not
 /// reference counted, so smaf never shares a DRM fd with other code and
@@ -34,14 +35,21 @@ public final class DRMDevice: Sendable {
         return drmGetCap(fd.rawValue, cap, &value) == 0 ? value : nil
     }
 
+    /// DRM_CAP_DUMB_BUFFER: the device creates dumb buffers.
+    public var supportsDumbBuffers: Bool { capability(UInt64(DRM_CAP_DUMB_BUFFER)) == 1 }
+    /// DRM_CAP_PRIME's import bit. Says the driver imports, not whose buffers.
+    public var canImportPRIME: Bool { (capability(UInt64(DRM_CAP_PRIME)) ?? 0) & UInt64(DRM_PRIME_CAP_IMPORT) != 0 }
+    /// DRM_CAP_PRIME's export bit.
+    public var canExportPRIME: Bool { (capability(UInt64(DRM_CAP_PRIME)) ?? 0) & UInt64(DRM_PRIME_CAP_EXPORT) != 0 }
+    /// DRM_CAP_ADDFB2_MODIFIERS: framebuffers may carry explicit modifiers.
+    public var supportsFramebufferModifiers: Bool { capability(UInt64(DRM_CAP_ADDFB2_MODIFIERS)) == 1 }
+
     /// Imports a dma-buf (PRIME). The handle is closed when the returned owner goes.
     public func importDmaBuf(_ dmabuf: Int32) throws(SystemError) -> GEMHandle {
         var handle: UInt32 = 0
-        // libdrm returns -errno or sets errno depending on version; read both.
         let rc = drmPrimeFDToHandle(fd.rawValue, dmabuf, &handle)
         if rc != 0 {
-            let err = rc < 0 && rc != -1 ? -rc : errno
-            throw SystemError("drmPrimeFDToHandle", .init(rawValue: err), context: "\(path) (\(driver))")
+            throw SystemError("drmPrimeFDToHandle", .init(rawValue: libdrmErrno(rc)), context: "\(path) (\(driver))")
         }
         return GEMHandle(device: self, handle: handle)
     }

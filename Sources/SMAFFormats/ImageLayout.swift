@@ -12,6 +12,11 @@ public struct ImageLayout: Sendable, Hashable {
     public var planes: [Plane]
     public var size: UInt64
 
+    public init(planes: [Plane], size: UInt64) {
+        self.planes = planes
+        self.size = size
+    }
+
     public enum Failure: Error, Sendable, Equatable, CustomStringConvertible {
         case zeroDimension(width: UInt32, height: UInt32)
         case unknownFormat(FourCC)

@@ -1,3 +1,5 @@
+import Glibc
+
 /// What a plugin written in Swift implements. The kit turns it into the C ABI
 /// (`smaf/plugin.h`); export it from the plugin's module with:
 ///
@@ -19,7 +21,11 @@ public protocol AllocatorPlugin: AnyObject, Sendable {
 
     /// Pure decision: no device memory allocated, no state changed.
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict
+    /// Allocates for inputs match() accepted. Implement this one, or the
+    /// variant with the device list when the choice depends on the devices
+    /// (which DRM device to allocate on, say).
     func allocate(_ request: PluginRequest, merged: PluginConstraints) throws(PluginError) -> PluginAllocation
+    func allocate(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) throws(PluginError) -> PluginAllocation
     /// Closes every fd and frees everything allocate() made for `allocation`.
     func release(_ allocation: PluginAllocation)
     /// A human readable state report (`smaf list --stats`), if the plugin has one.
@@ -28,5 +34,13 @@ public protocol AllocatorPlugin: AnyObject, Sendable {
 
 extension AllocatorPlugin {
     public static var serialized: Bool { false }
+
+    public func allocate(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) throws(PluginError) -> PluginAllocation {
+        try allocate(request, merged: merged)
+    }
+
+    public func allocate(_ request: PluginRequest, merged: PluginConstraints) throws(PluginError) -> PluginAllocation {
+        throw PluginError(errno: ENOSYS, "\(Self.name) implements neither allocate variant")
+    }
     public func stats() -> String? { nil }
 }

@@ -82,8 +82,7 @@ public enum PluginExport {
         UnsafePointer<UnsafePointer<smaf_constraints>?>?, UInt32, UnsafeMutablePointer<smaf_verdict>?
     ) -> Int32 = { ctx, request, merged, devices, count, verdict in
         guard let request, let merged else { return 0 }
-        let views = (0..<Int(count)).compactMap { devices?[$0].map(PluginConstraints.init(raw:)) }
-        switch context(ctx).match(PluginRequest(raw: request), merged: PluginConstraints(raw: merged), devices: views) {
+        switch context(ctx).match(PluginRequest(raw: request), merged: PluginConstraints(raw: merged), devices: views(devices, count)) {
         case .accept:
             return 1
         case .reject(let reason):
@@ -98,11 +97,13 @@ public enum PluginExport {
 
     private static let allocateThunk: @convention(c) (
         UnsafeMutableRawPointer?, UnsafePointer<smaf_request>?, UnsafePointer<smaf_constraints>?,
+        UnsafePointer<UnsafePointer<smaf_constraints>?>?, UInt32,
         UnsafeMutablePointer<smaf_allocation>?, UnsafeMutablePointer<CChar>?, Int
-    ) -> Int32 = { ctx, request, merged, out, errorBuffer, errorSize in
+    ) -> Int32 = { ctx, request, merged, devices, count, out, errorBuffer, errorSize in
         guard let request, let merged, let out else { return -EINVAL }
         do throws(PluginError) {
-            let a = try context(ctx).allocate(PluginRequest(raw: request), merged: PluginConstraints(raw: merged))
+            let a = try context(ctx).allocate(PluginRequest(raw: request), merged: PluginConstraints(raw: merged),
+                                              devices: views(devices, count))
             write(a, to: out)
             return 0
         } catch {
@@ -124,6 +125,10 @@ public enum PluginExport {
         guard let text = context(ctx).stats() else { return 0 }
         copyMessage(text, into: buffer, size)
         return text.utf8.count + 1
+    }
+
+    private static func views(_ devices: UnsafePointer<UnsafePointer<smaf_constraints>?>?, _ count: UInt32) -> [PluginConstraints] {
+        (0..<Int(count)).compactMap { devices?[$0].map(PluginConstraints.init(raw:)) }
     }
 
     static func write(_ a: PluginAllocation, to out: UnsafeMutablePointer<smaf_allocation>) {

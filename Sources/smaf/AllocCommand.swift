@@ -30,7 +30,7 @@ struct AllocCommand: ParsableCommand {
     var format: String?
     @Option(name: .customLong("modifier"), help: "Acceptable modifier (LINEAR, INVALID, 0x...); repeat for several.")
     var modifiers: [String] = []
-    @Option(name: .customLong("device"), help: "A device constraint descriptor file (JSON); repeat for several.")
+    @Option(name: .customLong("device"), help: "A device: a descriptor file (JSON) or a DRM node to probe (/dev/dri/card0); repeat for several.")
     var devices: [String] = []
     @Option(help: "Force this allocator by name, even one ranked 'none'.")
     var allocator: String?
@@ -73,7 +73,9 @@ struct AllocCommand: ParsableCommand {
 
     func run() throws {
         let registry = try options.registry()
-        let descriptors = try devices.map { path throws(SMAFError) in try DeviceConstraints.load(path: path) }
+        let descriptors = try devices.map { path throws(SMAFError) in
+            path.hasPrefix("/dev/dri/") ? try DeviceConstraints.probe(node: path) : try DeviceConstraints.load(path: path)
+        }
         let buffer = try registry.buffer(try request(), devices: descriptors)
         let allocation: Allocation
         do { allocation = try buffer.materialize() } catch {

@@ -86,9 +86,10 @@ static int fixture_match(void *ctx, const struct smaf_request *request,
 
 static int fixture_allocate(void *ctx, const struct smaf_request *request,
                             const struct smaf_constraints *merged,
+                            const struct smaf_constraints *const *devices, uint32_t device_count,
                             struct smaf_allocation *out, char *error, size_t error_size)
 {
-    (void)ctx; (void)merged;
+    (void)ctx; (void)merged; (void)devices; (void)device_count;
 #ifdef FIXTURE_ALLOC_FAILS
     (void)request; (void)out;
     snprintf(error, error_size, "pool exhausted (test fixture)");

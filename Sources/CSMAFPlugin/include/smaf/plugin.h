@@ -201,9 +201,12 @@ struct smaf_allocator_ops {
                  const struct smaf_constraints *merged,
                  const struct smaf_constraints *const *devices, uint32_t device_count,
                  struct smaf_verdict *verdict);
-    /* Allocate. Returns 0, or a negative errno with `error` filled. */
+    /* Allocate for the same inputs match() accepted. Returns 0, or a
+     * negative errno with `error` filled; the core then tries the next
+     * allocator, so ENOMEM and limits are not fatal. */
     int (*allocate)(void *plugin_ctx, const struct smaf_request *request,
                     const struct smaf_constraints *merged,
+                    const struct smaf_constraints *const *devices, uint32_t device_count,
                     struct smaf_allocation *allocation,
                     char *error, size_t error_size);
     /* Free everything allocate() made for this allocation. Never fails. */

@@ -1,0 +1,143 @@
+import Glibc
+import SMAFDRM
+import SMAFPluginKit
+import SMAFSys
+import Synchronization
+
+/// DRM dumb buffers: linear, CPU-mappable memory any KMS driver can scan
+/// out, created on a DRM device's primary node and exported with PRIME.
+/// The buffer belongs to that device, so on virtual hardware that imports
+/// only its own memory (virtio-gpu, bochs) this is what a display can use.
+final class DumbAllocator: AllocatorPlugin {
+    static let name = "dumb"
+    static let summary = "DRM dumb buffers (linear, scanout + CPU) exported with PRIME from a device's primary node"
+    /// Below memfd: a plain buffer should not take a DRM device's memory;
+    /// dumb wins when the devices need a buffer of a DRM device's own.
+    static let defaultRank: Int32 = Int32(SMAF_RANK_SECONDARY) - 16
+
+    private let core: PluginCore
+    /// One fd per node, opened on first use and never shared with other code:
+    /// GEM handles are per open file and not reference counted.
+    private let devices = Mutex<[String: DRMDevice]>([:])
+
+    init(core: PluginCore) throws(PluginError) {
+        self.core = core
+    }
+
+    /// Single-plane formats with whole-byte pixels: what CREATE_DUMB's bpp
+    /// can express. No YUV (the kernel knows nothing of chroma planes here).
+    static func bitsPerPixel(_ format: FourCC) -> UInt32? {
+        guard let info = FormatInfo.lookup(format), info.planeCount == 1, !info.isYUV else { return nil }
+        return info.bitsPerPixel
+    }
+
+    private func device(_ path: String) throws(SystemError) -> DRMDevice {
+        if let d = devices.withLock({ $0[path] }) { return d }
+        let d = try DRMDevice(path: path)
+        return devices.withLock { cache in
+            if let raced = cache[path] { return raced }
+            cache[path] = d
+            return d
+        }
+    }
+
+    /// Why `path` cannot host dumb buffers, or nil if it can.
+    private func unusable(_ path: String) -> String? {
+        guard let d = try? device(path) else { return "cannot open \(path)" }
+        if d.isRenderNode { return "\(path) is a render node; dumb buffers need a primary node" }
+        if !d.supportsDumbBuffers { return "\(d.driver) (\(path)) has no dumb buffers" }
+        if !d.canExportPRIME {
+            return "\(d.driver) (\(path)) cannot export dma-bufs (no DRM_PRIME_CAP_EXPORT)"
+        }
+        return nil
+    }
+
+    /// The node to allocate on: the first candidate every importing device
+    /// can take buffers from, with the reason when there is none.
+    private func home(_ devices: [PluginConstraints]) -> Result<DRMDevice, PluginError> {
+        let candidates: [String]
+        switch devices.drmNodeChoice(configured: core.config("device")) {
+        case .nodes(let nodes): candidates = nodes
+        case .any: candidates = DRMDevice.primaryNodes()
+        }
+        guard !candidates.isEmpty else { return .failure(PluginError(errno: ENODEV, "no DRM device (/dev/dri/card*)")) }
+        var reasons: [String] = []
+        for path in candidates {
+            if let why = unusable(path) { reasons.append(why); continue }
+            guard let d = try? device(path) else { continue }
+            let exporter = "drm:\(d.driver)"
+            if let refuser = devices.first(where: { $0.needsDmaBuf && !$0.canImport(from: exporter) }) {
+                reasons.append("\(refuser.name) cannot import \(d.driver) buffers (measured by the probe)")
+                continue
+            }
+            return .success(d)
+        }
+        return .failure(PluginError(errno: ENODEV, reasons.joined(separator: "; ")))
+    }
+
+    func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
+        guard let format = request.format, request.isImage else {
+            return .reject("dumb buffers are images; ask memfd or dmaheap for plain bytes")
+        }
+        guard Self.bitsPerPixel(format) != nil else {
+            return .reject("dumb buffers take single-plane RGB formats only, not \(format.code)")
+        }
+        if !request.accepts(.linear) && !request.accepts(.invalid) {
+            return .reject("dumb buffers are LINEAR; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
+        }
+        if merged.needsContiguous { return .reject("dumb buffers are not verified physically contiguous") }
+        if merged.isSecure { return .reject("dumb buffers are CPU-mappable; a secure buffer needs a secure allocator") }
+        if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 {
+            return .reject("dumb buffer addresses are not verified below 2^\(merged.dmaAddressBits)")
+        }
+        let onlyRender = merged.usage & (SMAF_USAGE_RENDER.rawValue | SMAF_USAGE_TEXTURE.rawValue) != 0
+            && merged.usage & (SMAF_USAGE_SCANOUT.rawValue | SMAF_USAGE_CPU_READ.rawValue | SMAF_USAGE_CPU_WRITE.rawValue) == 0
+        if onlyRender { return .reject("dumb buffers are for scanout and CPU access, not GPU rendering") }
+        if case .failure(let e) = home(devices) { return .reject(e.message) }
+        return .accept
+    }
+
+    func allocate(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) throws(PluginError) -> PluginAllocation {
+        guard let format = request.format, let bpp = Self.bitsPerPixel(format) else {
+            throw PluginError(errno: EINVAL, "dumb: not a single-plane RGB image")
+        }
+        let d = try home(devices).get()
+
+        let height = UInt32(clamping: alignUp(UInt64(request.height), max(merged.heightAlignment, 1)) ?? UInt64.max)
+        do {
+            let dumb = try d.createDumbBuffer(width: request.width, height: height, bitsPerPixel: bpp)
+            let pitch = dumb.pitch, size = dumb.size
+            // Checked against what the kernel returned, never a recomputed pitch.
+            if merged.pitchAlignment > 1 && UInt64(pitch) % merged.pitchAlignment != 0 {
+                throw PluginError(errno: EINVAL, "dumb: \(d.driver) chose pitch \(pitch), not a multiple of \(merged.pitchAlignment)")
+            }
+            if merged.maxPitch > 0 && UInt64(pitch) > merged.maxPitch {
+                throw PluginError(errno: EINVAL, "dumb: \(d.driver) chose pitch \(pitch), over the max pitch \(merged.maxPitch)")
+            }
+            try d.zeroFill(dumb.handle, size: size)
+            let fd = try d.exportDmaBuf(dumb.handle)
+            // The dma-buf now holds the object; the handle closes here, once.
+            var a = PluginAllocation(fd: fd.take(), size: size, guarantees: [.dmaBuf, .cpuMappable])
+            a.describe(request: request, layout: ImageLayout(planes: [.init(offset: 0, pitch: UInt64(pitch))], size: size),
+                       modifier: .linear)
+            a.exporter = "drm:\(d.driver)"
+            a.detail = "dumb buffer on \(d.path) (\(d.driver)), pitch \(pitch)"
+            return a
+        } catch let e as PluginError {
+            throw e
+        } catch let e as SystemError {
+            throw PluginError(errno: e.errno.rawValue, "dumb: \(e)")
+        } catch {
+            throw PluginError(errno: EIO, "dumb: \(error)")
+        }
+    }
+
+    func release(_ allocation: PluginAllocation) {
+        _ = Glibc.close(allocation.fd)
+    }
+}
+
+@_cdecl("smaf_plugin_entry")
+public func smafPluginEntry(_ core: UnsafePointer<smaf_core>?) -> UnsafeRawPointer? {
+    PluginExport.entry(DumbAllocator.self)
+}

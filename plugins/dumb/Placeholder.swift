@@ -1,1 +1,0 @@
-// Placeholder: the dumb plugin is being written; replaced by its real source.
