@@ -76,6 +76,7 @@ public final class AllocatorRegistry: Sendable {
         for plugin in plugins {
             func note(_ outcome: Explanation.Outcome, _ reason: String) {
                 explanation.entries.append(.init(allocator: plugin.name, rank: plugin.rank, outcome: outcome, reason: reason))
+                core.log(.debug, "\(outcome.rawValue): \(reason)", plugin: plugin.name)
             }
             if result != nil { note(.skipped, "not asked: \(result!.0.name) was chosen first"); continue }
             guard candidates.contains(where: { $0 === plugin }) else { note(.skipped, "not asked: \(request.allocator!) was forced"); continue }

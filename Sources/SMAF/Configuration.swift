@@ -33,7 +33,8 @@ public struct Configuration: Sendable {
         return c
     }
 
-    /// SMAF_PLUGIN_PATH, SMAF_RANKS, SMAF_LOG, SMAF_CONFIG and SMAF_<PLUGIN>_<KEY>.
+    /// SMAF_PLUGIN_PATH, SMAF_DEFAULT_PLUGINS=0 (search only that path),
+    /// SMAF_RANKS, SMAF_LOG, SMAF_CONFIG and SMAF_<PLUGIN>_<KEY>.
     public static func fromEnvironment(_ env: [String: String] = currentEnvironment()) throws(SMAFError) -> Configuration {
         var c = Configuration()
         let explicit = env["SMAF_CONFIG"]
@@ -46,6 +47,7 @@ public struct Configuration: Sendable {
             try c.readConfigFile(path)
             break
         }
+        if env["SMAF_DEFAULT_PLUGINS"] == "0" { c.searchDefaultPaths = false }
         if let paths = env["SMAF_PLUGIN_PATH"] {
             c.pluginPaths = paths.split(separator: ":").map(String.init) + c.pluginPaths
         }
@@ -61,7 +63,7 @@ public struct Configuration: Sendable {
         for (key, value) in env where key.hasPrefix("SMAF_") {
             // SMAF_CMA_SIZE -> cma.size; the core's own variables are not plugin settings.
             let rest = key.dropFirst(5)
-            guard !["PLUGIN_PATH", "RANKS", "LOG", "CONFIG"].contains(String(rest)),
+            guard !["PLUGIN_PATH", "RANKS", "LOG", "CONFIG", "DEFAULT_PLUGINS", "IN_VM"].contains(String(rest)),
                   let underscore = rest.firstIndex(of: "_") else { continue }
             let plugin = rest[..<underscore].lowercased()
             let setting = rest[rest.index(after: underscore)...].lowercased()

@@ -35,8 +35,18 @@ public final class DRMDevice: Sendable {
         return drmGetCap(fd.rawValue, cap, &value) == 0 ? value : nil
     }
 
-    /// DRM_CAP_DUMB_BUFFER: the device creates dumb buffers.
-    public var supportsDumbBuffers: Bool { capability(UInt64(DRM_CAP_DUMB_BUFFER)) == 1 }
+    /// Whether the device creates dumb buffers. DRM_CAP_DUMB_BUFFER answers
+    /// only for KMS drivers (vgem gets EOPNOTSUPP yet creates them), so where
+    /// the cap is unknown a 1x1 buffer is created and destroyed to find out.
+    public var supportsDumbBuffers: Bool {
+        if let cap = capability(UInt64(DRM_CAP_DUMB_BUFFER)) { return cap == 1 }
+        do {
+            _ = try createDumbBuffer(width: 1, height: 1, bitsPerPixel: 32)
+            return true
+        } catch {
+            return false
+        }
+    }
     /// DRM_CAP_PRIME's import bit. Says the driver imports, not whose buffers.
     public var canImportPRIME: Bool { (capability(UInt64(DRM_CAP_PRIME)) ?? 0) & UInt64(DRM_PRIME_CAP_IMPORT) != 0 }
     /// DRM_CAP_PRIME's export bit.

@@ -105,3 +105,33 @@ struct KernelDeviceTests {
         #expect(error?.message == "no allocator can satisfy the request: memfd: 68157440 bytes exceeds udmabuf's size limit of 67108864 bytes (/sys/module/udmabuf/parameters/size_limit_mb)")
     }
 }
+
+extension KernelTestBed {
+    /// Runs a program (a libdrm tool, say) and returns its stdout.
+    static func run(_ program: String, _ args: [String]) throws -> String {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw TestBedError(message: "pipe failed") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        let argv = ([program] + args).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, program, &actions, nil, argv, environ)
+        close(fds[1])
+        defer { close(fds[0]) }
+        guard rc == 0 else { throw TestBedError(message: "cannot run \(program): \(String(cString: strerror(rc)))") }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fds[0], &chunk, chunk.count)
+            if n <= 0 { break }
+            output += chunk[0..<n]
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        return String(decoding: output, as: UTF8.self)
+    }
+}

@@ -5,8 +5,14 @@ import Testing
 /// a non-zero exit, never a trap or a stack trace.
 @Suite struct CLITests {
     func smaf(_ args: String..., env: [String: String] = [:]) throws -> TestSupport.RunResult {
+        try smaf(args, env: env)
+    }
+
+    func smaf(_ args: [String], env: [String: String] = [:]) throws -> TestSupport.RunResult {
         var environment = ProcessInfo.processInfo.environment
-        environment["SMAF_PLUGIN_PATH"] = nil
+        // Only the memfd plugin, so the expected text does not change as plugins land.
+        environment["SMAF_PLUGIN_PATH"] = TestSupport.shippedPlugin("memfd")
+        environment["SMAF_DEFAULT_PLUGINS"] = "0"
         environment["SMAF_RANKS"] = nil
         for (k, v) in env { environment[k] = v }
         return try TestSupport.run(TestSupport.smafExecutable, args, environment: environment)
@@ -24,7 +30,7 @@ import Testing
         (["alloc", "--width", "64", "--height", "64", "--format", "XR24", "--modifier", "TILED"], "smaf: error: modifier: 'TILED' is not LINEAR, INVALID or a number"),
     ])
     func badInput(args: [String], expected: String) throws {
-        let r = try TestSupport.run(TestSupport.smafExecutable, args)
+        let r = try smaf(args)
         #expect(r.status == 1)
         #expect(r.stderr == expected + "\n")
         #expect(r.stdout.isEmpty)

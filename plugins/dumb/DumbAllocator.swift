@@ -16,9 +16,16 @@ final class DumbAllocator: AllocatorPlugin {
     static let defaultRank: Int32 = Int32(SMAF_RANK_SECONDARY) - 16
 
     private let core: PluginCore
-    /// One fd per node, opened on first use and never shared with other code:
-    /// GEM handles are per open file and not reference counted.
-    private let devices = Mutex<[String: DRMDevice]>([:])
+    /// A node opened on first use, with why it cannot host dumb buffers (nil
+    /// if it can), decided once: the check may create a test buffer.
+    private struct Node: Sendable {
+        let device: DRMDevice?
+        let unusable: String?
+    }
+
+    /// One fd per node, never shared with other code: GEM handles are per
+    /// open file and not reference counted.
+    private let nodes = Mutex<[String: Node]>([:])
 
     init(core: PluginCore) throws(PluginError) {
         self.core = core
@@ -31,24 +38,26 @@ final class DumbAllocator: AllocatorPlugin {
         return info.bitsPerPixel
     }
 
-    private func device(_ path: String) throws(SystemError) -> DRMDevice {
-        if let d = devices.withLock({ $0[path] }) { return d }
-        let d = try DRMDevice(path: path)
-        return devices.withLock { cache in
+    private func node(_ path: String) -> Node {
+        if let n = nodes.withLock({ $0[path] }) { return n }
+        let n: Node
+        do {
+            let d = try DRMDevice(path: path)
+            n = Node(device: d, unusable: Self.unusable(d))
+        } catch {
+            n = Node(device: nil, unusable: "\(error)")
+        }
+        return nodes.withLock { cache in
             if let raced = cache[path] { return raced }
-            cache[path] = d
-            return d
+            cache[path] = n
+            return n
         }
     }
 
-    /// Why `path` cannot host dumb buffers, or nil if it can.
-    private func unusable(_ path: String) -> String? {
-        guard let d = try? device(path) else { return "cannot open \(path)" }
-        if d.isRenderNode { return "\(path) is a render node; dumb buffers need a primary node" }
-        if !d.supportsDumbBuffers { return "\(d.driver) (\(path)) has no dumb buffers" }
-        if !d.canExportPRIME {
-            return "\(d.driver) (\(path)) cannot export dma-bufs (no DRM_PRIME_CAP_EXPORT)"
-        }
+    private static func unusable(_ d: DRMDevice) -> String? {
+        if d.isRenderNode { return "\(d.path) is a render node; dumb buffers need a primary node" }
+        if !d.supportsDumbBuffers { return "\(d.driver) (\(d.path)) has no dumb buffers" }
+        if !d.canExportPRIME { return "\(d.driver) (\(d.path)) cannot export dma-bufs (no DRM_PRIME_CAP_EXPORT)" }
         return nil
     }
 
@@ -63,8 +72,8 @@ final class DumbAllocator: AllocatorPlugin {
         guard !candidates.isEmpty else { return .failure(PluginError(errno: ENODEV, "no DRM device (/dev/dri/card*)")) }
         var reasons: [String] = []
         for path in candidates {
-            if let why = unusable(path) { reasons.append(why); continue }
-            guard let d = try? device(path) else { continue }
+            let n = node(path)
+            guard let d = n.device, n.unusable == nil else { reasons.append(n.unusable ?? path); continue }
             let exporter = "drm:\(d.driver)"
             if let refuser = devices.first(where: { $0.needsDmaBuf && !$0.canImport(from: exporter) }) {
                 reasons.append("\(refuser.name) cannot import \(d.driver) buffers (measured by the probe)")

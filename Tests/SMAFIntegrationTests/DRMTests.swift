@@ -1,0 +1,161 @@
+import Glibc
+import SMAF
+import SMAFDRM
+import SMAFSys
+import Testing
+
+/// The DRM layer, the probe and the dumb allocator against the VM's real
+/// drivers (vgem, virtio-gpu, bochs).
+@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason), .serialized)
+struct DRMTests {
+    func node(_ driver: String) throws -> String { try KernelTestBed.device(driver: driver).path }
+
+    /// What each device imports, as measured on Debian 13's 6.12 kernel
+    /// (docs: vm-facts). A kernel that changes any of it fails here.
+    @Test func probeMeasuresTheImportMatrix() throws {
+        let expected: [String: [String: String]] = [
+            "vgem": ["udmabuf": "ok", "dma-heap:system": "ok", "drm:vgem": "ok", "drm:virtio_gpu": "ok", "drm:bochs-drm": "ENOSYS"],
+            "virtio_gpu": ["udmabuf": "ENODEV", "dma-heap:system": "ENODEV", "drm:vgem": "ENODEV", "drm:virtio_gpu": "ok", "drm:bochs-drm": "ENOSYS"],
+            "bochs-drm": ["udmabuf": "EINVAL", "dma-heap:system": "EINVAL", "drm:vgem": "EINVAL", "drm:virtio_gpu": "EINVAL", "drm:bochs-drm": "ok"],
+        ]
+        for (driver, imports) in expected {
+            let probe = try DeviceProbe.run(node: try node(driver), refresh: true)
+            #expect(probe.imports == imports, "\(driver)")
+            #expect(probe.constraints.importableFrom == imports.filter { $0.value == "ok" }.keys.sorted())
+            let cached = try DeviceProbe.run(node: try node(driver))
+            #expect(cached.imports == imports, "the per-boot cache gives the same answer")
+        }
+    }
+
+    /// The probe's display facts agree with libdrm's own modetest.
+    @Test func probeAgreesWithModetest() throws {
+        for driver in ["virtio_gpu", "bochs-drm"] {
+            let c = try DeviceConstraints.probe(node: try node(driver))
+            #expect(c.usage == [.scanout])
+            #expect(c.maxWidth == 8192 && c.maxHeight == 8192)
+            let out = try KernelTestBed.run("/usr/bin/modetest", ["-M", driver, "-p"])
+            // modetest lists each plane's formats as "  formats: XR24 BX24"; the first is the primary plane.
+            let line = try #require(out.split(separator: "\n").first { $0.hasPrefix("  formats:") })
+            let formats = line.dropFirst("  formats:".count).split(separator: " ").map(String.init)
+            #expect(c.formats?.map(\.format.code) == formats, "\(driver): modetest says \(formats)")
+        }
+        let vgem = try DeviceConstraints.probe(node: try node("vgem"))
+        #expect(vgem.formats == nil, "vgem has no display: no format constraint")
+        #expect(vgem.usage.isEmpty)
+    }
+
+    @Test func selectionFollowsTheProbe() throws {
+        let registry = KernelTestBed.registry("memfd", "dmaheap", "dumb")
+        let want: [String: (allocator: String, exporter: String)] = [
+            "vgem": ("dmaheap", "dma-heap:system"),
+            "virtio_gpu": ("dumb", "drm:virtio_gpu"),
+            "bochs-drm": ("dumb", "drm:bochs-drm"),
+        ]
+        for (driver, expected) in want {
+            let device = try DeviceConstraints.probe(node: try node(driver))
+            let buffer = try registry.buffer(.image(width: 640, height: 480, format: .xrgb8888), devices: [device])
+            let a = try buffer.materialize()
+            #expect(a.allocator == expected.allocator, "\(driver): \(buffer.explanation?.description ?? "")")
+            #expect(a.exporter == expected.exporter)
+            let fd = try buffer.exportFD()
+            _ = try KernelTestBed.device(driver: driver).importDmaBuf(fd.rawValue)
+        }
+        // virtio-gpu and bochs each take only their own buffers: no allocator serves both.
+        let both = try registry.buffer(.image(width: 64, height: 64, format: .xrgb8888),
+                                       devices: [try DeviceConstraints.probe(node: try node("virtio_gpu")),
+                                                 try DeviceConstraints.probe(node: try node("bochs-drm"))])
+        let error = #expect(throws: SMAFError.self) { try both.materialize() }
+        #expect(error?.message.contains("dumb: bochs-drm@card") == true, "\(error?.message ?? "")")
+    }
+
+    @Test func dumbBuffersAreZeroedLinearAndUseTheKernelPitch() throws {
+        let registry = KernelTestBed.registry("dumb")
+        for driver in ["vgem", "virtio_gpu", "bochs-drm"] {
+            var d = DeviceConstraints(name: driver)
+            d.importNode = try node(driver)
+            let buffer = try registry.buffer(.image(width: 333, height: 77, format: .xrgb8888), devices: [d])
+            let a = try buffer.materialize()
+            #expect(a.modifier == .linear)
+            #expect(a.planes.count == 1)
+            #expect(a.planes[0].stride >= 333 * 4, "\(driver) pitch \(a.planes[0].stride)")
+            #expect(a.size >= UInt64(a.planes[0].stride) * 77)
+            try buffer.withCPUAccess(.readWrite) { bytes in
+                #expect(bytes.allSatisfy { $0 == 0 }, "\(driver): zero-filled")
+                bytes[0] = 0xab
+                bytes[bytes.count - 1] = 0xcd
+            }
+            let fd = try buffer.exportFD()
+            let check = try Mapping(fd: fd.rawValue, length: Int(a.size), writable: false)
+            #expect(check.bytes[0] == 0xab && check.bytes[Int(a.size) - 1] == 0xcd)
+        }
+        // virtio-gpu takes 32 bpp dumb buffers only; the kernel's refusal comes back as it is.
+        var virtio = DeviceConstraints(name: "virtio")
+        virtio.importNode = try node("virtio_gpu")
+        let error = #expect(throws: SMAFError.self) {
+            try registry.buffer(.image(width: 64, height: 64, format: .rgb565), devices: [virtio]).materialize()
+        }
+        #expect(error?.message.hasSuffix("DRM_IOCTL_MODE_CREATE_DUMB(64x64, bpp 16) on \(virtio.importNode!) (virtio_gpu) failed: Invalid argument (EINVAL) (EINVAL)") == true, "\(error?.message ?? "")")
+    }
+
+    @Test func dumbRejectsWhatItCannotDo() throws {
+        let registry = KernelTestBed.registry("dumb")
+        var d = DeviceConstraints(name: "virtio")
+        d.importNode = try node("virtio_gpu")
+        let cases: [(BufferRequest, String)] = [
+            (.bytes(4096), "dumb buffers are images; ask memfd or dmaheap for plain bytes"),
+            (.image(width: 64, height: 64, format: .nv12), "dumb buffers take single-plane RGB formats only, not NV12"),
+            (.image(width: 64, height: 64, format: .xrgb8888, modifiers: [Modifier(rawValue: 0x0100_0000_0000_0001)]),
+             "dumb buffers are LINEAR; the devices accept INTEL_0x1"),
+        ]
+        for (request, reason) in cases {
+            let error = #expect(throws: SMAFError.self) { try registry.buffer(request, devices: [d]).materialize() }
+            #expect(error?.message == "no allocator can satisfy the request: dumb: \(reason)")
+        }
+        var render = DeviceConstraints(name: "gpu", usage: [.render])
+        render.importNode = d.importNode
+        let e = #expect(throws: SMAFError.self) { try registry.buffer(.image(width: 64, height: 64, format: .xrgb8888), devices: [render]).materialize() }
+        #expect(e?.message.hasSuffix("dumb buffers are for scanout and CPU access, not GPU rendering") == true)
+    }
+
+    /// The kernel's own refusals come back naming the plugin, the call and the
+    /// errno, leak nothing, and the framework stays usable.
+    @Test func kernelRefusalsAreClearAndLeakNothing() throws {
+        let registry = KernelTestBed.registry("dumb")
+        var bochs = DeviceConstraints(name: "bochs")
+        bochs.importNode = try node("bochs-drm")
+        // The plugin opens its own fd for the node on first use and keeps it.
+        try registry.buffer(.image(width: 8, height: 8, format: .xrgb8888), devices: [bochs]).materialize()
+        let before = OpenFiles.count()
+        // 60000x60000x4 bytes: no overflow in smaf's math, but far more VRAM than bochs has.
+        let error = #expect(throws: SMAFError.self) {
+            try registry.buffer(.image(width: 60000, height: 60000, format: .xrgb8888), devices: [bochs]).materialize()
+        }
+        #expect(error?.message.hasPrefix("no allocator can satisfy the request: dumb: match accepted but allocate failed: dumb: DRM_IOCTL_MODE_CREATE_DUMB(60000x60000, bpp 32) on /dev/dri/card") == true, "\(error?.message ?? "")")
+        #expect(OpenFiles.count() == before)
+        #expect(try registry.buffer(.image(width: 64, height: 64, format: .xrgb8888), devices: [bochs]).materialize().allocator == "dumb")
+    }
+
+    /// 2000 allocate/export/import/release cycles across every allocator and
+    /// device. A leaked GEM handle keeps its memory: bochs has 16 MiB of VRAM,
+    /// so leaking its 1 MiB buffers would make allocation fail within the run.
+    @Test func twoThousandCyclesLeakNothing() throws {
+        let registry = KernelTestBed.registry("memfd", "dmaheap", "dumb")
+        let devices = try ["vgem", "virtio_gpu", "bochs-drm"].map { try DeviceConstraints.probe(node: try node($0)) }
+        let importers = try ["vgem", "virtio_gpu", "bochs-drm"].map { try KernelTestBed.device(driver: $0) }
+        // The dumb plugin opens one fd per node on first use and keeps it.
+        for device in devices { try registry.buffer(.image(width: 8, height: 8, format: .xrgb8888, allocator: "dumb"), devices: [device]).materialize() }
+        let before = OpenFiles.count()
+        var chosen: [String: Int] = [:]
+        for i in 0..<2000 {
+            let device = devices[i % 3]
+            let forced = i % 3 == 0 ? ["memfd", "dmaheap", "dumb"][(i / 3) % 3] : nil
+            let buffer = try registry.buffer(.image(width: 512, height: 512, format: .xrgb8888, allocator: forced), devices: [device])
+            let fd = try buffer.exportFD()
+            _ = try importers[i % 3].importDmaBuf(fd.rawValue)
+            chosen[buffer.allocation!.allocator, default: 0] += 1
+            buffer.release()
+        }
+        #expect(OpenFiles.count() == before)
+        #expect(Set(chosen.keys) == ["memfd", "dmaheap", "dumb"], "\(chosen)")
+    }
+}
