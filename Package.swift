@@ -25,6 +25,9 @@ let plugins = [
     allocatorPlugin("dmaheap", target: "DmaHeapPlugin"),
     allocatorPlugin("dumb", target: "DumbPlugin", dependencies: ["SMAFDRM"]),
     allocatorPlugin("gbm", target: "GBMPlugin", dependencies: ["SMAFDRM", "CLibGBM"]),
+    // Secure modules are plugins too, loaded through the same ABI.
+    allocatorPlugin("policy", target: "PolicyModule"),
+    allocatorPlugin("test", target: "TestSecureModule"),
 ]
 
 let package = Package(

@@ -8,8 +8,10 @@ import SystemPackage
 /// then name) whose match() accepts all attached devices and whose
 /// allocate() succeeds. Immutable once loaded, so shared freely.
 public final class AllocatorRegistry: Sendable {
-    /// Higher rank first, ties by name: SMAF's and GStreamer's order.
+    /// Allocators, higher rank first, ties by name: SMAF's and GStreamer's order.
     public let plugins: [LoadedPlugin]
+    /// Secure modules, in the same order; the first is the default.
+    public let secureModules: [LoadedPlugin]
     /// Plugins the loader refused, one line each.
     public let loadWarnings: [String]
     public let configuration: Configuration
@@ -19,7 +21,9 @@ public final class AllocatorRegistry: Sendable {
         self.configuration = configuration
         core = CoreServices(configuration: configuration)
         let (loaded, warnings) = PluginLoader(core: core).loadAll()
-        plugins = loaded.sorted { $0.rank != $1.rank ? $0.rank > $1.rank : $0.name < $1.name }
+        let ordered = loaded.sorted { $0.rank != $1.rank ? $0.rank > $1.rank : $0.name < $1.name }
+        plugins = ordered.filter { $0.kind == .allocator }
+        secureModules = ordered.filter { $0.kind == .secureModule }
         loadWarnings = warnings.map(\.description)
     }
 
@@ -85,6 +89,10 @@ public final class AllocatorRegistry: Sendable {
             }
             if let reason = plugin.match(call) { note(.rejected, reason); continue }
             switch plugin.allocate(call) {
+            case .success(var allocation) where request.readOnly && allocation.flags & SMAF_ALLOCATION_READ_ONLY.rawValue == 0:
+                // Trust what the kernel will enforce, not what was asked for.
+                plugin.release(&allocation)
+                note(.failed, "accepted a read-only request but handed out a writable fd; released it")
             case .success(let allocation):
                 note(.chosen, "accepted; \(detail(of: allocation))")
                 result = (plugin, allocation)

@@ -15,14 +15,22 @@ public final class Buffer: Sendable {
         var constraints = MergedConstraints()
         var live: LiveAllocation?
         var explanation: Explanation?
+        var secure: SecureSession?
         var released = false
     }
     private let state = Mutex(State())
+    /// Names the buffer in secure modules' logs.
+    public let id: UInt64
+
+    private static let nextID = Atomic<UInt64>(1)
 
     init(registry: AllocatorRegistry, request: BufferRequest) {
         self.registry = registry
         self.request = request
+        id = Buffer.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
+
+    deinit { release() }
 
     /// The devices attached so far.
     public var devices: [DeviceConstraints] { state.withLock { $0.constraints.devices } }
@@ -49,6 +57,7 @@ public final class Buffer: Sendable {
                     throw SMAFError(.lateAttachRefused,
                                     "late attach of \(device.name) refused: the buffer already has \(live.info.allocator) memory and \(reason)")
                 }
+                try s.secure?.grant(device, length: live.info.size, access: SecureAccess(usage: device.usage))
             }
             s.constraints = next
         }
@@ -64,10 +73,16 @@ public final class Buffer: Sendable {
         try state.withLock { (s) throws(SMAFError) -> LiveAllocation in
             guard !s.released else { throw SMAFError(.unsupported, "buffer was released") }
             if let live = s.live { return live }
+            var request = self.request
+            // A module that denies CPU writes gets fds the kernel keeps read-only.
+            if let secure = s.secure, secure.cpuRefusal(.write) != nil { request.readOnly = true }
             let selection = try registry.select(request, s.constraints)
             s.explanation = selection.explanation
             guard let (plugin, raw) = selection.winner else { throw selection.failure() }
             let live = LiveAllocation(plugin: plugin, raw: raw)
+            // Every device attached so far must be granted before anyone gets
+            // the memory; a refusal rolls the grants back and frees it.
+            try s.secure?.grantAll(s.constraints.devices, length: live.info.size)
             s.live = live
             return live
         }
@@ -76,13 +91,35 @@ public final class Buffer: Sendable {
     /// A new fd for the buffer's memory (a dma-buf where the allocator made
     /// one), owned by the caller. Allocates on first use.
     public func exportFD() throws(SMAFError) -> UniqueFD {
+        if isSecure {
+            throw SMAFError(.accessDenied, "export: a secure buffer is exported to a named device: exportFD(for: DEVICE)")
+        }
+        return try duplicate(try live())
+    }
+
+    /// A new fd for `device` (an attached device's name). A secure buffer
+    /// hands one out only to a device its module granted access.
+    public func exportFD(for device: String) throws(SMAFError) -> UniqueFD {
         let live = try live()
+        guard devices.contains(where: { $0.name == device }) else {
+            throw SMAFError(.accessDenied, "export: device \(device) is not attached to this buffer (attached: \(devices.map(\.name).joined(separator: ", ")))")
+        }
+        if let secure = state.withLock({ $0.secure }), secure.isGranted(device) == nil {
+            throw SMAFError(.accessDenied, "export: secure module \(secure.module.name) granted device \(device) no access")
+        }
+        return try duplicate(live)
+    }
+
+    private func duplicate(_ live: LiveAllocation) throws(SMAFError) -> UniqueFD {
         do { return try UniqueFD.duplicate(live.fd, context: "\(live.info.allocator) buffer") }
         catch { throw .system(error, "export") }
     }
 
     public enum CPUAccess: Sendable {
         case read, write, readWrite
+        var secure: SecureAccess {
+            switch self { case .read: .read; case .write: .write; case .readWrite: .readWrite }
+        }
         var sync: DmaBuf.SyncAccess {
             switch self { case .read: .read; case .write: .write; case .readWrite: .readWrite }
         }
@@ -93,12 +130,19 @@ public final class Buffer: Sendable {
     /// DMA_BUF_IOCTL_SYNC start/end on dma-bufs so caches are coherent.
     /// Allocates on first use (with CPU access joined to the constraints).
     public func withCPUAccess<R>(_ access: CPUAccess, _ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
+        if let secure = state.withLock({ $0.secure }) {
+            return try withSecureCPUAccess(secure, access, body)
+        }
         if allocation == nil && !constraints.combined.cpuAccess {
             var cpu = DeviceConstraints(name: "cpu", usage: access.writable ? [.cpuRead, .cpuWrite] : [.cpuRead])
             cpu.cpuAccess = true
             try attach(cpu)
         }
-        let live = try live()
+        return try mapped(try live(), access, body)
+    }
+
+    /// Maps, syncs for the CPU, runs `body`, syncs back and unmaps.
+    func mapped<R>(_ live: LiveAllocation, _ access: CPUAccess, _ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
         guard live.info.cpuMappable else {
             throw SMAFError(.unsupported, "map: \(live.info.allocator) memory is not CPU-mappable")
         }
@@ -109,14 +153,40 @@ public final class Buffer: Sendable {
         return try body(mapping.bytes)
     }
 
+    // Lock-taking helpers for Buffer+Secure.swift.
+    var secureSession: SecureSession? { state.withLock { $0.secure } }
+
+    func stateMarkSecure(_ session: SecureSession) throws(SMAFError) {
+        try state.withLock { (s) throws(SMAFError) in
+            guard !s.released else { throw SMAFError(.unsupported, "secure: buffer was released") }
+            guard s.live == nil else {
+                throw SMAFError(.unsupported, "secure: the buffer already has memory; mark it secure before its first use")
+            }
+            guard s.secure == nil else { throw SMAFError(.unsupported, "secure: the buffer is already secure") }
+            s.secure = session
+        }
+    }
+
+    func liveAllocation() throws(SMAFError) -> LiveAllocation { try live() }
+
+    func grantLocked(_ secure: SecureSession, _ device: DeviceConstraints, length: UInt64, access: SecureAccess) throws(SMAFError) {
+        try state.withLock { (_) throws(SMAFError) in try secure.grant(device, length: length, access: access) }
+    }
+
+    func revokeLocked(_ secure: SecureSession, _ device: String) {
+        state.withLock { _ in secure.revoke(device) }
+    }
+
     /// Gives the memory back now rather than at deinit. Idempotent.
     public func release() {
         // Taken out under the lock, dropped outside it: the plugin's release
         // runs when the last reference goes, without holding the buffer lock.
-        let live = state.withLock { s in
+        let (live, secure) = state.withLock { s in
             s.released = true
-            return s.live.take()
+            // The session stays (closed) so its log can still be read.
+            return (s.live.take(), s.secure)
         }
+        secure?.close { live.map(scrub) ?? "no memory to scrub" }
         withExtendedLifetime(live) {}
     }
 }

@@ -13,6 +13,10 @@ public struct BufferRequest: Sendable, Hashable {
     public var shape: Shape
     /// Force this allocator by name (SMAF's allocator forced by name).
     public var allocator: String?
+    /// Hand out fds without write permission, so the kernel refuses writable
+    /// CPU mappings. Set by the core for secure buffers whose module denies
+    /// CPU writes; allocators that cannot honour it reject the request.
+    public var readOnly = false
 
     public init(_ shape: Shape, allocator: String? = nil) {
         self.shape = shape

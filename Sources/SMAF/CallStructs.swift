@@ -22,6 +22,7 @@ final class CallStructs {
         var r = smaf_request()
         r.struct_size = UInt32(MemoryLayout<smaf_request>.size)
         r.size = size
+        if request.readOnly { r.flags |= SMAF_REQUEST_READ_ONLY.rawValue }
         if case let .image(width, height, format, _) = request.shape {
             r.width = width
             r.height = height
@@ -32,6 +33,20 @@ final class CallStructs {
         self.request.pointee = r
         merged.initialize(to: convert(constraints.combined, importNode: constraints.importNodes.count == 1 ? constraints.importNodes[0] : nil))
         for (i, device) in constraints.devices.enumerated() {
+            devicePointers[i] = UnsafePointer(copy([convert(device, importNode: device.importNode)]))
+        }
+    }
+
+    /// Only the device structs, for calls about devices without a request
+    /// (a secure module's grants).
+    init(devices: [DeviceConstraints]) {
+        request = .allocate(capacity: 1)
+        request.initialize(to: smaf_request())
+        merged = .allocate(capacity: 1)
+        merged.initialize(to: smaf_constraints())
+        deviceCount = devices.count
+        devicePointers = .allocate(capacity: max(deviceCount, 1))
+        for (i, device) in devices.enumerated() {
             devicePointers[i] = UnsafePointer(copy([convert(device, importNode: device.importNode)]))
         }
     }

@@ -18,19 +18,28 @@ public final class LoadedPlugin: @unchecked Sendable {
     /// The ABI version both sides agreed on: the plugin's major, min(minors).
     public let abiVersion: (major: UInt32, minor: UInt32)
 
+    public enum Kind: String, Sendable, Codable { case allocator, secureModule = "secure-module" }
+    public let kind: Kind
+
     let table: UnsafePointer<smaf_plugin>
-    let ops: UnsafePointer<smaf_allocator_ops>
+    /// Exactly one of the two is set, as `kind` says; the loader checked it.
+    let allocatorOps: UnsafePointer<smaf_allocator_ops>?
+    let secureOps: UnsafePointer<smaf_secure_ops>?
+    /// The allocator ops; only called on plugins the registry keeps as allocators.
+    var ops: UnsafePointer<smaf_allocator_ops> { allocatorOps! }
     let context: UnsafeMutableRawPointer?
     let core: CoreServices
     private let serialize: Bool
     private let callLock = Mutex(())
 
-    init(name: String, path: String, table: UnsafePointer<smaf_plugin>, ops: UnsafePointer<smaf_allocator_ops>,
-         context: UnsafeMutableRawPointer?, core: CoreServices, abiMinor: UInt32) {
+    init(name: String, path: String, table: UnsafePointer<smaf_plugin>, allocatorOps: UnsafePointer<smaf_allocator_ops>?,
+         secureOps: UnsafePointer<smaf_secure_ops>?, context: UnsafeMutableRawPointer?, core: CoreServices, abiMinor: UInt32) {
         self.name = name
         self.path = path
         self.table = table
-        self.ops = ops
+        self.allocatorOps = allocatorOps
+        self.secureOps = secureOps
+        kind = secureOps != nil ? .secureModule : .allocator
         self.context = context
         self.core = core
         summary = table.pointee.description.map { String(cString: $0) } ?? ""
@@ -40,7 +49,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         serialize = table.pointee.flags & SMAF_PLUGIN_FLAG_SERIALIZE.rawValue != 0
     }
 
-    private func serialized<R>(_ body: () -> R) -> R {
+    func serialized<R>(_ body: () -> R) -> R {
         guard serialize else { return body() }
         return callLock.withLock { _ in body() }
     }
@@ -82,7 +91,7 @@ public final class LoadedPlugin: @unchecked Sendable {
 
     /// The plugin's state report, if it has one.
     public func stats() -> String? {
-        guard let describe = ops.pointee.describe_stats else { return nil }
+        guard let describe = allocatorOps?.pointee.describe_stats ?? secureOps?.pointee.describe_stats else { return nil }
         let needed = serialized { describe(context, nil, 0) }
         guard needed > 0 else { return nil }
         var buffer = [CChar](repeating: 0, count: needed + 1)

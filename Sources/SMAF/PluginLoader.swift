@@ -88,17 +88,33 @@ struct PluginLoader {
         guard let cname = p.name, let name = Optional(String(cString: cname)), Self.isValidName(name) else {
             return refuse("plugin name '\(p.name.map { String(cString: $0) } ?? "(null)")' is not [a-z0-9_-]{1,63}")
         }
-        guard p.kind == SMAF_PLUGIN_KIND_ALLOCATOR.rawValue else {
+        guard p.open != nil, p.close != nil else { return refuse("'\(name)' lacks open or close") }
+        var allocatorOps: UnsafePointer<smaf_allocator_ops>?
+        var secureOps: UnsafePointer<smaf_secure_ops>?
+        switch p.kind {
+        case SMAF_PLUGIN_KIND_ALLOCATOR.rawValue:
+            guard let ops = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops") }
+            guard ops.pointee.struct_size >= UInt32(MemoryLayout<smaf_allocator_ops>.size) else {
+                return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_allocator_ops>.size)")
+            }
+            let missing = [("match", ops.pointee.match == nil), ("allocate", ops.pointee.allocate == nil),
+                           ("release", ops.pointee.release == nil)].filter(\.1).map(\.0)
+            guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))") }
+            allocatorOps = ops
+        case SMAF_PLUGIN_KIND_SECURE.rawValue:
+            guard let ops = p.secure else { return refuse("'\(name)' is a secure module without secure ops") }
+            guard ops.pointee.struct_size >= UInt32(MemoryLayout<smaf_secure_ops>.size) else {
+                return refuse("'\(name)': struct smaf_secure_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_secure_ops>.size)")
+            }
+            // SMAF v8: every secure op is mandatory; a module that cannot revoke cannot be trusted.
+            let missing = [("create_context", ops.pointee.create_context == nil), ("destroy_context", ops.pointee.destroy_context == nil),
+                           ("grant_access", ops.pointee.grant_access == nil), ("revoke_access", ops.pointee.revoke_access == nil),
+                           ("allow_cpu_access", ops.pointee.allow_cpu_access == nil)].filter(\.1).map(\.0)
+            guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))") }
+            secureOps = ops
+        default:
             return refuse("'\(name)' is of kind \(p.kind), which this smaf does not load")
         }
-        guard p.open != nil, p.close != nil else { return refuse("'\(name)' lacks open or close") }
-        guard let ops = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops") }
-        guard ops.pointee.struct_size >= UInt32(MemoryLayout<smaf_allocator_ops>.size) else {
-            return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_allocator_ops>.size)")
-        }
-        let missing = [("match", ops.pointee.match == nil), ("allocate", ops.pointee.allocate == nil),
-                       ("release", ops.pointee.release == nil)].filter(\.1).map(\.0)
-        guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))") }
 
         var context: UnsafeMutableRawPointer?
         var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
@@ -108,8 +124,8 @@ struct PluginLoader {
             let err = rc < 0 ? " (\(String(cString: strerror(-rc))))" : ""
             return refuse("'\(name)' open failed\(err): \(text.isEmpty ? "no reason given" : text)")
         }
-        return .success(LoadedPlugin(name: name, path: path, table: table, ops: ops, context: context,
-                                     core: core, abiMinor: min(p.abi_minor, minor)))
+        return .success(LoadedPlugin(name: name, path: path, table: table, allocatorOps: allocatorOps, secureOps: secureOps,
+                                     context: context, core: core, abiMinor: min(p.abi_minor, minor)))
     }
 
     static func isValidName(_ name: String) -> Bool {

@@ -23,6 +23,8 @@ public struct SMAFError: Error, Sendable, Equatable, CustomStringConvertible {
         case system
         /// The configuration (environment, config file) is malformed.
         case invalidConfiguration
+        /// A secure module refused: a device's access, a CPU mapping, an export.
+        case accessDenied
     }
 
     public var kind: Kind

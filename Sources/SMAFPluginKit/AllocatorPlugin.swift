@@ -10,15 +10,7 @@ import Glibc
 ///
 /// One instance is created per open() and may be called from several threads
 /// at once unless `serialized` is true.
-public protocol AllocatorPlugin: AnyObject, Sendable {
-    static var name: String { get }
-    static var summary: String { get }
-    static var defaultRank: Int32 { get }
-    /// Ask the core to serialize every call (for plugins with unlocked state).
-    static var serialized: Bool { get }
-
-    init(core: PluginCore) throws(PluginError)
-
+public protocol AllocatorPlugin: SMAFPlugin {
     /// Pure decision: no device memory allocated, no state changed.
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict
     /// Allocates for inputs match() accepted. Implement this one, or the
@@ -28,13 +20,28 @@ public protocol AllocatorPlugin: AnyObject, Sendable {
     func allocate(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) throws(PluginError) -> PluginAllocation
     /// Closes every fd and frees everything allocate() made for `allocation`.
     func release(_ allocation: PluginAllocation)
+}
+
+/// What every plugin, allocator or secure module, has.
+public protocol SMAFPlugin: AnyObject, Sendable {
+    static var name: String { get }
+    static var summary: String { get }
+    static var defaultRank: Int32 { get }
+    /// Ask the core to serialize every call (for plugins with unlocked state).
+    static var serialized: Bool { get }
+
+    init(core: PluginCore) throws(PluginError)
+
     /// A human readable state report (`smaf list --stats`), if the plugin has one.
     func stats() -> String?
 }
 
-extension AllocatorPlugin {
+extension SMAFPlugin {
     public static var serialized: Bool { false }
+    public func stats() -> String? { nil }
+}
 
+extension AllocatorPlugin {
     public func allocate(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) throws(PluginError) -> PluginAllocation {
         try allocate(request, merged: merged)
     }
@@ -42,5 +49,4 @@ extension AllocatorPlugin {
     public func allocate(_ request: PluginRequest, merged: PluginConstraints) throws(PluginError) -> PluginAllocation {
         throw PluginError(errno: ENOSYS, "\(Self.name) implements neither allocate variant")
     }
-    public func stats() -> String? { nil }
 }

@@ -6,9 +6,9 @@ import Synchronization
 /// that plugin's.
 public enum PluginExport {
     private final class Registration: @unchecked Sendable {
-        let type: any AllocatorPlugin.Type
+        let type: any SMAFPlugin.Type
         let table: UnsafeMutablePointer<smaf_plugin>
-        init(type: any AllocatorPlugin.Type, table: UnsafeMutablePointer<smaf_plugin>) {
+        init(type: any SMAFPlugin.Type, table: UnsafeMutablePointer<smaf_plugin>) {
             self.type = type
             self.table = table
         }
@@ -19,8 +19,7 @@ public enum PluginExport {
     /// The pointer to return from `smaf_plugin_entry`. Built once; the
     /// strings and tables it points to live as long as the process.
     public static func entry(_ type: any AllocatorPlugin.Type) -> UnsafeRawPointer? {
-        registration.withLock { reg in
-            if let reg { return UnsafeRawPointer(reg.table) }
+        entry(type, kind: SMAF_PLUGIN_KIND_ALLOCATOR) { table in
             let ops = UnsafeMutablePointer<smaf_allocator_ops>.allocate(capacity: 1)
             ops.initialize(to: smaf_allocator_ops())
             ops.pointee.struct_size = UInt32(MemoryLayout<smaf_allocator_ops>.size)
@@ -28,6 +27,19 @@ public enum PluginExport {
             ops.pointee.allocate = allocateThunk
             ops.pointee.release = releaseThunk
             ops.pointee.describe_stats = statsThunk
+            table.pointee.allocator = UnsafePointer(ops)
+        }
+    }
+
+    /// The pointer to return from `smaf_plugin_entry` for a secure module.
+    public static func entry(_ type: any SecureModule.Type) -> UnsafeRawPointer? {
+        entry(type, kind: SMAF_PLUGIN_KIND_SECURE) { $0.pointee.secure = SecureExport.ops() }
+    }
+
+    private static func entry(_ type: any SMAFPlugin.Type, kind: smaf_plugin_kind,
+                              ops: (UnsafeMutablePointer<smaf_plugin>) -> Void) -> UnsafeRawPointer? {
+        registration.withLock { reg in
+            if let reg { return UnsafeRawPointer(reg.table) }
 
             let table = UnsafeMutablePointer<smaf_plugin>.allocate(capacity: 1)
             table.initialize(to: smaf_plugin())
@@ -35,14 +47,14 @@ public enum PluginExport {
             table.pointee.abi_major = UInt32(SMAF_PLUGIN_ABI_MAJOR)
             table.pointee.abi_minor = UInt32(SMAF_PLUGIN_ABI_MINOR)
             table.pointee.abi_minor_required = 0
-            table.pointee.kind = SMAF_PLUGIN_KIND_ALLOCATOR.rawValue
+            table.pointee.kind = kind.rawValue
             table.pointee.flags = type.serialized ? SMAF_PLUGIN_FLAG_SERIALIZE.rawValue : 0
             table.pointee.name = UnsafePointer(strdup(type.name))
             table.pointee.description = UnsafePointer(strdup(type.summary))
             table.pointee.default_rank = type.defaultRank
             table.pointee.open = openThunk
             table.pointee.close = closeThunk
-            table.pointee.allocator = UnsafePointer(ops)
+            ops(table)
             reg = Registration(type: type, table: table)
             return UnsafeRawPointer(table)
         }
@@ -50,12 +62,17 @@ public enum PluginExport {
 
     /// The per-open context handed to the core as `void *`.
     private final class Context {
-        let plugin: any AllocatorPlugin
-        init(_ plugin: any AllocatorPlugin) { self.plugin = plugin }
+        let plugin: any SMAFPlugin
+        init(_ plugin: any SMAFPlugin) { self.plugin = plugin }
+    }
+
+    static func plugin(_ raw: UnsafeMutableRawPointer?) -> any SMAFPlugin {
+        Unmanaged<Context>.fromOpaque(raw!).takeUnretainedValue().plugin
     }
 
     private static func context(_ raw: UnsafeMutableRawPointer?) -> any AllocatorPlugin {
-        Unmanaged<Context>.fromOpaque(raw!).takeUnretainedValue().plugin
+        // The kind was fixed when the table was built: only allocators get these ops.
+        plugin(raw) as! any AllocatorPlugin
     }
 
     private static let openThunk: @convention(c) (
@@ -119,10 +136,10 @@ public enum PluginExport {
         context(ctx).release(read(allocation))
     }
 
-    private static let statsThunk: @convention(c) (
+    static let statsThunk: @convention(c) (
         UnsafeMutableRawPointer?, UnsafeMutablePointer<CChar>?, Int
     ) -> Int = { ctx, buffer, size in
-        guard let text = context(ctx).stats() else { return 0 }
+        guard let text = plugin(ctx).stats() else { return 0 }
         copyMessage(text, into: buffer, size)
         return text.utf8.count + 1
     }

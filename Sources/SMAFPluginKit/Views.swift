@@ -15,6 +15,9 @@ public struct PluginRequest {
     /// nil for a plain byte buffer.
     public var format: FourCC? { raw.pointee.fourcc == 0 ? nil : FourCC(rawValue: raw.pointee.fourcc) }
     public var isImage: Bool { raw.pointee.width != 0 }
+    /// Hand out an fd without write permission (SMAF_REQUEST_READ_ONLY); an
+    /// allocator that cannot must reject in match().
+    public var readOnly: Bool { raw.pointee.flags & SMAF_REQUEST_READ_ONLY.rawValue != 0 }
 
     /// Modifiers every party accepts; empty means "any".
     public var modifiers: UnsafeBufferPointer<UInt64> {

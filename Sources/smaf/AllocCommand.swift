@@ -36,6 +36,14 @@ struct AllocCommand: ParsableCommand {
     var allocator: String?
     @Flag(help: "Print every allocator's verdict, in the order they were asked.")
     var explain = false
+    @Flag(help: "Mark the buffer secure: a secure module grants each device access and decides whether the CPU may map it.")
+    var secure = false
+    @Option(help: "Rules file for the policy secure module (JSON, see docs/SECURE.md); implies --secure.")
+    var policy: String?
+    @Option(name: .customLong("secure-module"), help: "The secure module to use (default: the highest ranked).")
+    var secureModule: String?
+    @Option(name: .customLong("export-to"), help: "For a secure buffer: the attached device --exec hands the fd to (default: the first).")
+    var exportTo: String?
     @Flag(help: "Run the command after -- with the buffer as fd 3; exit with its status.")
     var exec = false
     @Argument(parsing: .postTerminator, help: .hidden)
@@ -72,25 +80,31 @@ struct AllocCommand: ParsableCommand {
     }
 
     func run() throws {
-        let registry = try options.registry()
+        let isSecure = secure || policy != nil || secureModule != nil
+        let registry = try options.registry(settings: policy.map { ["policy.rules": $0] } ?? [:])
         let descriptors = try devices.map { path throws(SMAFError) in
             path.hasPrefix("/dev/dri/") ? try DeviceConstraints.probe(node: path) : try DeviceConstraints.load(path: path)
         }
-        let buffer = try registry.buffer(try request(), devices: descriptors)
+        let buffer = try registry.buffer(try request())
+        if isSecure { try buffer.markSecure(module: secureModule ?? (policy != nil ? "policy" : nil)) }
+        for d in descriptors { try buffer.attach(d) }
         let allocation: Allocation
         do { allocation = try buffer.materialize() } catch {
             if explain, let e = buffer.explanation { printErr(e.description) }
+            if explain { buffer.securityLog.forEach(printErr) }
             throw error
         }
         if options.json {
-            try printJSON(AllocJSON(allocation: allocation, explanation: explain ? buffer.explanation : nil))
+            try printJSON(AllocJSON(allocation: allocation, explanation: explain ? buffer.explanation : nil,
+                                    security: isSecure ? buffer.securityLog : nil))
         } else {
             print(describe(allocation))
             if explain, let e = buffer.explanation { print(e.description) }
+            if explain && isSecure { print("secure module decisions:\n" + buffer.securityLog.map { "  " + $0 }.joined(separator: "\n")) }
         }
         if exec {
             fflush(nil) // our report first, then the child's output
-            let fd = try buffer.exportFD()
+            let fd = isSecure ? try buffer.exportFD(for: exportTo ?? descriptors.first?.name ?? "cpu") : try buffer.exportFD()
             let status = try runWithBuffer(command, fd: fd.rawValue, allocation)
             throw ExitCode(status)
         }
@@ -99,6 +113,7 @@ struct AllocCommand: ParsableCommand {
     struct AllocJSON: Encodable {
         var allocation: Allocation
         var explanation: Explanation?
+        var security: [String]?
     }
 }
 

@@ -18,11 +18,11 @@ struct ListCommand: ParsableCommand {
     var stats = false
 
     struct PluginJSON: Encodable {
-        var name, description, path, rankSource, abi: String
+        var name, kind, description, path, rankSource, abi: String
         var rank, defaultRank: Int32
         var stats: String?
         enum CodingKeys: String, CodingKey {
-            case name, description, path, abi, rank, stats
+            case name, kind, description, path, abi, rank, stats
             case rankSource = "rank_source", defaultRank = "default_rank"
         }
     }
@@ -34,8 +34,8 @@ struct ListCommand: ParsableCommand {
 
     func run() throws {
         let registry = try options.registry()
-        let plugins = registry.plugins.map { p in
-            PluginJSON(name: p.name, description: p.summary, path: p.path, rankSource: p.rankSource,
+        let plugins = (registry.plugins + registry.secureModules).map { p in
+            PluginJSON(name: p.name, kind: p.kind.rawValue, description: p.summary, path: p.path, rankSource: p.rankSource,
                        abi: "\(p.abiVersion.major).\(p.abiVersion.minor)", rank: p.rank.value,
                        defaultRank: p.defaultRank.value, stats: stats ? p.stats() : nil)
         }
@@ -45,7 +45,7 @@ struct ListCommand: ParsableCommand {
         }
         print(pluginTable(registry))
         if stats {
-            for p in registry.plugins {
+            for p in registry.plugins + registry.secureModules {
                 print("\n\(p.name):\n\(p.stats() ?? "  (no state report)")")
             }
         }
@@ -64,6 +64,10 @@ func pluginTable(_ registry: AllocatorRegistry) -> String {
     }
     var lines = table(rows)
     for p in registry.plugins { lines.append("  \(p.name): \(p.summary)") }
+    if !registry.secureModules.isEmpty {
+        lines.append("secure modules (the first is the default for --secure):")
+        for m in registry.secureModules { lines.append("  \(m.name) (rank \(m.rank), \(m.rankSource)): \(m.summary)") }
+    }
     return lines.joined(separator: "\n")
 }
 

@@ -19,7 +19,7 @@ struct SMAFCommand: ParsableCommand {
           SMAF_LOG          error | warning | info | debug (loading and every match verdict)
           SMAF_CONFIG       a config file instead of ~/.config/smaf/smaf.conf or /etc/smaf/smaf.conf
         """,
-        subcommands: [DemoCommand.self, ListCommand.self, AllocCommand.self, ProbeCommand.self],
+        subcommands: [DemoCommand.self, ListCommand.self, AllocCommand.self, ProbeCommand.self, CMACommand.self],
         defaultSubcommand: nil
     )
 
@@ -55,8 +55,11 @@ struct RegistryOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON for scripts instead of text.")
     var json = false
 
-    func registry() throws -> AllocatorRegistry {
-        let registry = try AllocatorRegistry.load()
-        return registry
+    /// The registry for this environment, with `settings` (plugin.key)
+    /// layered on top, as command-line options like --policy need.
+    func registry(settings: [String: String] = [:]) throws -> AllocatorRegistry {
+        var configuration = try Configuration.fromEnvironment()
+        configuration.settings.merge(settings) { _, option in option }
+        return AllocatorRegistry(configuration: configuration)
     }
 }

@@ -147,7 +147,8 @@ final class DmaHeapAllocator: AllocatorPlugin {
         // error, naming the ioctl and the heap, is the one to report.
         let dmabuf: UniqueFD
         do {
-            dmabuf = try DmaHeap.allocate(heap: heapFD, size: size, context: heap.path)
+            // Without O_RDWR the kernel refuses writable mappings of the fd.
+            dmabuf = try DmaHeap.allocate(heap: heapFD, size: size, readOnly: request.readOnly, context: heap.path)
         } catch {
             throw PluginError(errno: error.errno.rawValue, error.description)
         }
@@ -156,6 +157,7 @@ final class DmaHeapAllocator: AllocatorPlugin {
 
         var guarantees: PluginAllocation.Guarantees = [.dmaBuf]
         if heap.kind != .other { guarantees.insert(.cpuMappable) }
+        if request.readOnly { guarantees.insert(.readOnly) }
         // Physical contiguity is what the CMA heap is for (cma_alloc of one run).
         if heap.kind == .cma { guarantees.insert(.contiguous) }
         var allocation = PluginAllocation(fd: dmabuf.take(), size: size, guarantees: guarantees)

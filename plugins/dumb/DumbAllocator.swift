@@ -124,9 +124,11 @@ final class DumbAllocator: AllocatorPlugin {
                 throw PluginError(errno: EINVAL, "dumb: \(d.driver) chose pitch \(pitch), over the max pitch \(merged.maxPitch)")
             }
             try d.zeroFill(dumb.handle, size: size)
-            let fd = try d.exportDmaBuf(dumb.handle)
+            // Without DRM_RDWR the kernel refuses writable mappings of the fd.
+            let fd = try d.exportDmaBuf(dumb.handle, readOnly: request.readOnly)
             // The dma-buf now holds the object; the handle closes here, once.
-            var a = PluginAllocation(fd: fd.take(), size: size, guarantees: [.dmaBuf, .cpuMappable])
+            var a = PluginAllocation(fd: fd.take(), size: size,
+                                     guarantees: request.readOnly ? [.dmaBuf, .cpuMappable, .readOnly] : [.dmaBuf, .cpuMappable])
             a.describe(request: request, layout: ImageLayout(planes: [.init(offset: 0, pitch: UInt64(pitch))], size: size),
                        modifier: .linear)
             a.exporter = "drm:\(d.driver)"

@@ -27,6 +27,9 @@ final class MemfdAllocator: AllocatorPlugin {
     }
 
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
+        if request.readOnly {
+            return .reject("udmabuf dma-bufs are always writable (the kernel exports them O_RDWR); a read-only fd needs dmaheap or dumb")
+        }
         if merged.needsContiguous {
             return .reject("memfd pages are not physically contiguous (the cma allocator verifies contiguity)")
         }

@@ -130,10 +130,18 @@ struct smaf_constraints {
     uint64_t reserved[8];
 };
 
+/* Request flags (smaf_request.flags). */
+enum smaf_request_flags {
+    /* Hand out an fd without write permission, so the kernel refuses
+     * writable CPU mappings (EACCES). Set for secure buffers whose module
+     * denies CPU writes. An allocator that cannot must reject in match(). */
+    SMAF_REQUEST_READ_ONLY = 1u << 0,
+};
+
 /* What the application asked for. Either a byte size (width == 0) or an image. */
 struct smaf_request {
     uint32_t struct_size;
-    uint32_t flags;             /* reserved, 0 */
+    uint32_t flags;             /* enum smaf_request_flags bits */
     uint64_t size;              /* bytes; for images the core's minimum estimate */
     uint32_t width;
     uint32_t height;
@@ -217,6 +225,52 @@ struct smaf_allocator_ops {
     uint64_t reserved[8];
 };
 
+/* Access directions for secure modules. */
+enum smaf_access {
+    SMAF_ACCESS_READ = 1u << 0,
+    SMAF_ACCESS_WRITE = 1u << 1,
+    SMAF_ACCESS_READ_WRITE = SMAF_ACCESS_READ | SMAF_ACCESS_WRITE,
+};
+
+/* The buffer a secure context is about (smaf_secure_ops.create_context). */
+struct smaf_buffer_info {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    uint64_t id;                /* unique per process, for logs */
+    uint64_t size;              /* 0 until the buffer has memory */
+    const char *allocator;      /* NULL until the buffer has memory */
+    uint64_t reserved[8];
+};
+
+/* Secure module operations: SMAF's secure ops. The CPU is one more device,
+ * named "cpu", that receives grants; allow_cpu_access is asked first so the
+ * policy stays inspectable without granting anything. All are required. */
+struct smaf_secure_ops {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    /* A per-buffer context, made when the buffer is marked secure (before
+     * it has memory). Returns 0 or a negative errno with `error` filled. */
+    int (*create_context)(void *plugin_ctx, const struct smaf_buffer_info *buffer,
+                          void **buffer_ctx, char *error, size_t error_size);
+    /* After every grant was revoked and the memory scrubbed. */
+    void (*destroy_context)(void *plugin_ctx, void *buffer_ctx);
+    /* Let `device` access [offset, offset + length) in `access` directions.
+     * Returns 0, or a negative errno (EACCES: denied) with `reason` filled. */
+    int (*grant_access)(void *plugin_ctx, void *buffer_ctx, const struct smaf_constraints *device,
+                        uint64_t offset, uint64_t length, uint32_t access,
+                        char *reason, size_t reason_size);
+    /* Undo one grant_access that succeeded, with the same arguments. */
+    void (*revoke_access)(void *plugin_ctx, void *buffer_ctx, const struct smaf_constraints *device,
+                          uint64_t offset, uint64_t length, uint32_t access);
+    /* May the CPU map the buffer for `access`? 1 yes, 0 no (`reason` filled).
+     * Pure: no grant is made. */
+    int (*allow_cpu_access)(void *plugin_ctx, void *buffer_ctx, uint32_t access,
+                            char *reason, size_t reason_size);
+    /* Optional: a state report, as smaf_allocator_ops.describe_stats. */
+    size_t (*describe_stats)(void *plugin_ctx, char *buffer, size_t size);
+    uint64_t reserved[8];
+};
+
 enum smaf_plugin_kind {
     SMAF_PLUGIN_KIND_ALLOCATOR = 1,
     SMAF_PLUGIN_KIND_SECURE = 2,
@@ -243,8 +297,8 @@ struct smaf_plugin {
     int (*open)(const struct smaf_core *core, void **plugin_ctx,
                 char *error, size_t error_size);
     void (*close)(void *plugin_ctx);
-    const struct smaf_allocator_ops *allocator; /* kind ALLOCATOR */
-    const void *secure;                          /* kind SECURE: reserved */
+    const struct smaf_allocator_ops *allocator; /* kind ALLOCATOR, else NULL */
+    const struct smaf_secure_ops *secure;        /* kind SECURE, else NULL */
     uint64_t reserved[8];
 };
 

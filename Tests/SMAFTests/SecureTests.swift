@@ -1,0 +1,187 @@
+import Foundation
+import SMAF
+import SMAFSys
+import Testing
+
+/// Secure modules on the host, driven through the `test` module (which
+/// records every call) and the `policy` module (rules files).
+@Suite struct SecureTests {
+    func registry(_ settings: [String: String] = [:], modules: [String] = ["test"]) throws -> AllocatorRegistry {
+        try TestSupport.registry([TestSupport.shippedPlugin("memfd")] + modules.map(TestSupport.shippedPlugin), settings: settings)
+    }
+
+    func device(_ name: String, _ usage: Usage) -> DeviceConstraints { DeviceConstraints(name: name, usage: usage) }
+
+    /// The test module's call log for buffer `id`.
+    func calls(_ registry: AllocatorRegistry, _ id: UInt64) -> [String] {
+        (registry.secureModules.first { $0.name == "test" }?.stats() ?? "").split(separator: "\n")
+            .map(String.init).filter { $0.split(separator: " ").dropFirst().first == "\(id)" }
+    }
+
+    @Test func markingSecureNeedsAModuleAndNoMemoryYet() throws {
+        let plain = try TestSupport.registry([TestSupport.shippedPlugin("memfd")])
+        let e1 = #expect(throws: SMAFError.self) { try plain.buffer(.bytes(4096)).markSecure() }
+        #expect(e1?.message == "secure: no secure module is loaded, so no buffer can be marked secure (SMAF_PLUGIN_PATH, smaf list)")
+        let r = try registry()
+        let e2 = #expect(throws: SMAFError.self) { try r.buffer(.bytes(4096)).markSecure(module: "tee") }
+        #expect(e2?.message == "secure module: none named 'tee' is loaded (known: test)")
+        let used = try r.buffer(.bytes(4096))
+        try used.materialize()
+        let e3 = #expect(throws: SMAFError.self) { try used.markSecure(module: "test") }
+        #expect(e3?.message == "secure: the buffer already has memory; mark it secure before its first use")
+    }
+
+    @Test func grantedDevicesGetFdsOthersDoNot() throws {
+        let r = try registry()
+        let buffer = try r.buffer(.bytes(1 << 16))
+        try buffer.markSecure(module: "test")
+        try buffer.attach(device("display", [.scanout]))
+        let fd = try buffer.exportFD(for: "display")
+        #expect(try fd.byteSize() == 1 << 16)
+        let e1 = #expect(throws: SMAFError.self) { _ = try buffer.exportFD() }
+        #expect(e1?.kind == .accessDenied)
+        let e2 = #expect(throws: SMAFError.self) { _ = try buffer.exportFD(for: "camera") }
+        #expect(e2?.message == "export: device camera is not attached to this buffer (attached: display)")
+        #expect(calls(r, buffer.id).contains("grant \(buffer.id) display 0+65536 read ok"))
+    }
+
+    @Test func aRefusedDeviceFailsTheAllocationAndFreesIt() throws {
+        let r = try registry(["test.deny": "spy"])
+        let buffer = try r.buffer(.bytes(4096))
+        try buffer.markSecure(module: "test")
+        try buffer.attach(device("display", [.scanout]))
+        try buffer.attach(device("spy", [.cpuRead, .videoEncode]))
+        let error = #expect(throws: SMAFError.self) { try buffer.materialize() }
+        #expect(error?.kind == .accessDenied)
+        #expect(error?.message == "secure module test denies device spy read access to bytes 0..<4096: test module denies spy")
+        #expect(buffer.allocation == nil, "no memory is kept after a refusal")
+        #expect(calls(r, buffer.id) == ["create \(buffer.id)", "grant \(buffer.id) display 0+4096 read ok",
+                                         "grant \(buffer.id) spy 0+4096 read denied", "revoke \(buffer.id) display 0+4096 read"])
+    }
+
+    @Test func partialGrantsAreRolledBackInReverse() throws {
+        let r = try registry(["test.grant_limit": "2"])
+        let buffer = try r.buffer(.bytes(8192))
+        try buffer.markSecure(module: "test")
+        for (name, usage) in [("decoder", Usage.videoDecode), ("display", .scanout), ("encoder", .videoEncode)] {
+            try buffer.attach(device(name, usage))
+        }
+        #expect(throws: SMAFError.self) { try buffer.materialize() }
+        let id = buffer.id
+        #expect(calls(r, id).dropFirst() == ["grant \(id) decoder 0+8192 write ok", "grant \(id) display 0+8192 read ok",
+                                             "grant \(id) encoder 0+8192 read denied",
+                                             "revoke \(id) display 0+8192 read", "revoke \(id) decoder 0+8192 write"])
+        #expect(buffer.securityLog.contains("grant encoder bytes 0..<8192 read: denied: test module grant limit 2 reached"))
+    }
+
+    @Test func cpuAccessIsAskedAndGrantedOnlyWhileMapped() throws {
+        let r = try registry()
+        let buffer = try r.buffer(.bytes(4096))
+        try buffer.markSecure(module: "test")
+        #expect(buffer.cpuAccessRefusal(.readWrite) == nil)
+        try buffer.withCPUAccess(.write) { $0[0] = 1 }
+        let id = buffer.id
+        let log = calls(r, id)
+        #expect(log.suffix(2) == ["grant \(id) cpu 0+4096 write ok", "revoke \(id) cpu 0+4096 write"])
+    }
+
+    @Test func aModuleDenyingCPUWritesGetsReadOnlyMemoryOrNone() throws {
+        let r = try registry(["test.cpu": "read"])
+        let buffer = try r.buffer(.bytes(4096))
+        try buffer.markSecure(module: "test")
+        #expect(buffer.cpuAccessRefusal(.write) == "test module allows the CPU read, not write")
+        #expect(buffer.cpuAccessRefusal(.read) == nil)
+        let e = #expect(throws: SMAFError.self) { try buffer.withCPUAccess(.write) { _ in } }
+        #expect(e?.message == "map: secure module test denies CPU write access: test module allows the CPU read, not write")
+        // On a host without dma-heaps nothing can hand out a read-only fd: memfd says why.
+        let e2 = #expect(throws: SMAFError.self) { try buffer.materialize() }
+        #expect(e2?.message.contains("memfd: udmabuf dma-bufs are always writable") == true, "\(e2?.message ?? "")")
+    }
+
+    /// Release revokes every grant, zeroes the memory, then destroys the
+    /// context: an fd someone kept sees zeros, never the old contents.
+    @Test func releaseRevokesScrubsThenDestroys() throws {
+        let r = try registry()
+        let buffer = try r.buffer(.bytes(1 << 16))
+        try buffer.markSecure(module: "test")
+        try buffer.attach(device("display", [.scanout]))
+        let kept = try buffer.exportFD(for: "display")
+        try buffer.withCPUAccess(.write) { bytes in bytes.initializeMemory(as: UInt8.self, repeating: 0x5a) }
+        let id = buffer.id
+        buffer.release()
+        let view = try Mapping(fd: kept.rawValue, length: 1 << 16, writable: false)
+        #expect(view.bytes.allSatisfy { $0 == 0 }, "scrubbed")
+        #expect(calls(r, id).suffix(2) == ["revoke \(id) display 0+65536 read", "destroy \(id)"])
+        #expect(buffer.securityLog.suffix(3) == ["revoke display bytes 0..<65536 read", "scrub: zeroed 65536 bytes", "secure context destroyed"])
+    }
+
+    @Test func lateDevicesNeedAGrantToo() throws {
+        let r = try registry(["test.deny": "spy"])
+        let buffer = try r.buffer(.bytes(4096))
+        try buffer.markSecure(module: "test")
+        try buffer.materialize()
+        try buffer.attach(device("display", [.scanout]))
+        let e = #expect(throws: SMAFError.self) { try buffer.attach(device("spy", [.videoEncode])) }
+        #expect(e?.kind == .accessDenied)
+        #expect(buffer.devices.map(\.name) == ["display"])
+    }
+
+    // MARK: the policy module
+
+    func rules(_ json: String) -> String {
+        let path = NSTemporaryDirectory() + "smaf-rules-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+        FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        return path
+    }
+
+    @Test func policyGrantsWhatTheRulesSayAndNothingElse() throws {
+        let path = rules(#"{"default": "none", "cpu": "read_write", "devices": {"display": "read", "decoder": "read_write"}}"#)
+        let r = try registry(["policy.rules": path], modules: ["policy"])
+        let ok = try r.buffer(.bytes(4096))
+        try ok.markSecure()
+        try ok.attach(device("decoder", [.videoDecode]))
+        try ok.attach(device("display", [.scanout]))
+        _ = try ok.exportFD(for: "display")
+
+        let bad = try r.buffer(.bytes(4096))
+        try bad.markSecure(module: "policy")
+        try bad.attach(device("display", [.scanout, .render]))
+        let e = #expect(throws: SMAFError.self) { try bad.materialize() }
+        #expect(e?.message == "secure module policy denies device display read-write access to bytes 0..<4096: \(path) allows display read (devices.display), not read-write")
+        let stranger = try r.buffer(.bytes(4096))
+        try stranger.markSecure()
+        try stranger.attach(device("webcam", [.camera]))
+        let e2 = #expect(throws: SMAFError.self) { try stranger.materialize() }
+        #expect(e2?.message.hasSuffix("allows webcam none (default), not write") == true)
+    }
+
+    @Test(arguments: [
+        (#"{"default": "all"}"#, "default: 'all' is not none, read, write or read_write"),
+        (#"{"devices": {"display": "rw+"}}"#, "devices.display: 'rw+' is not none, read, write or read_write"),
+        (#"{"allow": "everything"}"#, "unknown key 'allow' (known: default, cpu, devices)"),
+        (#"{"default": "none""#, "malformed JSON"),
+        (#"{"devices": ["display"]}"#, "field 'devices': wrong type"),
+    ])
+    func badRulesFilesRefuseThePolicyModule(json: String, reason: String) throws {
+        let path = rules(json)
+        let r = try registry(["policy.rules": path], modules: ["policy"])
+        #expect(r.secureModules.isEmpty, "a bad rules file never loads as allow-all")
+        #expect(r.loadWarnings.count == 1)
+        #expect(r.loadWarnings.first?.contains("'policy' open failed (Invalid argument): rules file \(path): \(reason)") == true,
+                "\(r.loadWarnings)")
+        let e = #expect(throws: SMAFError.self) { try r.buffer(.bytes(4096)).markSecure(module: "policy") }
+        #expect(e?.message.contains("rules file \(path): \(reason)") == true)
+    }
+
+    @Test func unreadableRulesFile() throws {
+        let r = try registry(["policy.rules": "/nonexistent/rules.json"], modules: ["policy"])
+        #expect(r.secureModules.isEmpty)
+        #expect(r.loadWarnings.first?.hasSuffix("rules file /nonexistent/rules.json: No such file or directory") == true, "\(r.loadWarnings)")
+    }
+
+    @Test func policyWithoutRulesRefusesEverySecureBuffer() throws {
+        let r = try registry(modules: ["policy"])
+        let e = #expect(throws: SMAFError.self) { try r.buffer(.bytes(4096)).markSecure() }
+        #expect(e?.message == "secure module policy: create_context failed: no rules file: set policy.rules (SMAF_POLICY_RULES) or pass smaf alloc --policy FILE (EACCES)")
+    }
+}
