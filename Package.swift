@@ -19,6 +19,14 @@ func allocatorPlugin(_ name: String, target: String, dependencies: [Target.Depen
     )
 }
 
+/// A shipped plugin written in C against smaf/plugin.h alone: no kit, no Swift.
+func cAllocatorPlugin(_ name: String, target: String) -> (Product, Target) {
+    (
+        .library(name: "smafplugin_\(name)", type: .dynamic, targets: [target]),
+        .target(name: target, dependencies: ["CSMAFPlugin"], path: "plugins/\(name)", publicHeadersPath: ".")
+    )
+}
+
 let plugins = [
     allocatorPlugin("memfd", target: "MemfdPlugin"),
     allocatorPlugin("cma", target: "CMAPlugin"),
@@ -28,6 +36,9 @@ let plugins = [
     // Secure modules are plugins too, loaded through the same ABI.
     allocatorPlugin("policy", target: "PolicyModule"),
     allocatorPlugin("test", target: "TestSecureModule"),
+    // The two examples docs/PLUGINS.md walks through: Swift with the kit, and C with the header alone.
+    allocatorPlugin("shm", target: "ShmPlugin"),
+    cAllocatorPlugin("carveout", target: "CarveoutPlugin"),
 ]
 
 let package = Package(
@@ -36,6 +47,10 @@ let package = Package(
     products: [
         .executable(name: "smaf", targets: ["smaf"]),
         .library(name: "SMAF", targets: ["SMAF"]),
+        // The C API for applications (include/smaf/smaf.h): libsmafapi.so.
+        .library(name: "smafapi", type: .dynamic, targets: ["SMAFC"]),
+        // The kit, for Swift plugins built out of tree (`smaf plugin new --lang swift`).
+        .library(name: "SMAFPluginKit", targets: ["SMAFPluginKit"]),
     ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -63,12 +78,17 @@ let package = Package(
         // The core: constraints, registry, loader, deferred buffers.
         .target(
             name: "SMAF",
-            dependencies: ["CSMAFPlugin", "SMAFSys", "SMAFFormats", "SMAFDRM", "CLibDRM",
+            dependencies: ["CSMAFPlugin", "CSMAFSys", "SMAFSys", "SMAFFormats", "SMAFDRM", "CLibDRM",
                            .product(name: "SystemPackage", package: "swift-system")]
         ),
+        // The C API: its header and per-thread error in C, the calls in Swift.
+        .target(name: "CSMAFAPI"),
+        .target(name: "SMAFC", dependencies: ["SMAF", "SMAFSys", "CSMAFAPI"]),
+        // The raw syscalls `smaf bench` compares the framework with (libdrm, gbm).
+        .target(name: "CSMAFBaseline", dependencies: ["CLibDRM", "CLibGBM"]),
         .executableTarget(
             name: "smaf",
-            dependencies: ["SMAF", "SMAFSys", "SMAFDRM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SMAF", "SMAFSys", "SMAFDRM", "CSMAFBaseline", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "SMAFTests", dependencies: ["SMAF", "SMAFSys"]),
         .testTarget(name: "SMAFIntegrationTests", dependencies: ["SMAF", "SMAFSys", "SMAFDRM"]),

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CSMAFSys.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -20,6 +21,12 @@ _Static_assert(CSMAF_F_SEAL_WRITE == F_SEAL_WRITE, "F_SEAL_WRITE");
 _Static_assert(CSMAF_DMA_BUF_SYNC_READ == DMA_BUF_SYNC_READ, "SYNC_READ");
 _Static_assert(CSMAF_DMA_BUF_SYNC_WRITE == DMA_BUF_SYNC_WRITE, "SYNC_WRITE");
 _Static_assert(CSMAF_DMA_BUF_SYNC_END == DMA_BUF_SYNC_END, "SYNC_END");
+
+const char *csmaf_image_path(const void *address)
+{
+    Dl_info info;
+    return dladdr(address, &info) ? info.dli_fname : NULL;
+}
 
 int csmaf_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
 

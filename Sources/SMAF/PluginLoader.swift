@@ -1,4 +1,5 @@
 import CSMAFPlugin
+import CSMAFSys
 import Glibc
 
 /// Finds plugin files, dlopen()s them and refuses what it cannot trust: a
@@ -30,6 +31,11 @@ struct PluginLoader {
         if core.configuration.searchDefaultPaths, let exeDir = executableDirectory() {
             files += sharedObjects(in: exeDir, prefix: Self.shippedPrefix)
             files += sharedObjects(in: exeDir + "/../lib/smaf/plugins", prefix: nil)
+            // Linked into a shared library (the C API's libsmafapi.so), the
+            // plugins sit beside that library: <libdir>/smaf/plugins.
+            if let libDir = libraryDirectory(), libDir != exeDir {
+                files += sharedObjects(in: libDir + "/smaf/plugins", prefix: nil)
+            }
         }
         var seen = Set<String>()
         return files.filter { seen.insert(realPath($0) ?? $0).inserted }
@@ -155,6 +161,12 @@ func sharedObjects(in dir: String, prefix: String?) -> [String] {
         if name.hasSuffix(".so") && (prefix.map(name.hasPrefix) ?? true) { names.append(name) }
     }
     return names.sorted().map { "\(dir)/\($0)" }
+}
+
+/// The folder of the image (executable or shared library) this code is in.
+func libraryDirectory() -> String? {
+    guard let name = csmaf_image_path(#dsohandle), let path = realPath(String(cString: name)) else { return nil }
+    return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
 }
 
 func executableDirectory() -> String? {

@@ -23,13 +23,13 @@ struct SecureVMTests {
     }
 
     /// Which allocators can hand out a kernel-enforced read-only fd: dmaheap
-    /// (allocation without O_RDWR) and dumb (PRIME export without DRM_RDWR).
+    /// (allocation without O_RDWR), dumb and gbm (PRIME export without DRM_RDWR).
     /// memfd cannot: udmabuf exports are always O_RDWR.
-    @Test(arguments: ["dmaheap", "dumb"])
+    @Test(arguments: ["dmaheap", "dumb", "gbm"])
     func readOnlyFdIsEnforcedByTheKernel(allocator: String) throws {
-        let r = registry(["memfd", "dmaheap", "dumb", "test"], ["test.cpu": "read"])
-        // virtio-gpu (probed) takes only its own buffers, so dumb it is there.
-        var display = allocator == "dumb"
+        let r = registry(["memfd", "dmaheap", "dumb", "test"] + (allocator == "gbm" ? ["gbm"] : []), ["test.cpu": "read"])
+        // virtio-gpu (probed) takes only its own buffers: dumb or gbm there.
+        var display = allocator != "dmaheap"
             ? try DeviceConstraints.probe(node: try KernelTestBed.device(driver: "virtio_gpu").path)
             : DeviceConstraints(name: "display", usage: [.scanout])
         display.name = "display"

@@ -24,6 +24,9 @@ int csmaf_dmabuf_sync(int dmabuf, uint64_t flags);
 /* DMA_BUF_SET_NAME (at most DMA_BUF_NAME_LEN - 1 bytes are kept). */
 int csmaf_dmabuf_set_name(int dmabuf, const char *name);
 
+/* The file of the loaded image containing `address` (dladdr), or NULL. */
+const char *csmaf_image_path(const void *address);
+
 /* DMA_HEAP_IOCTL_ALLOC: returns the new dma-buf fd or -1. */
 int csmaf_dma_heap_alloc(int heap, uint64_t len, uint32_t fd_flags, uint64_t heap_flags);
 

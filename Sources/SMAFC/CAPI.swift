@@ -1,0 +1,241 @@
+import CSMAFAPI
+import Glibc
+import SMAF
+import SMAFSys
+
+// The C API (include/smaf/smaf.h) over the Swift library. Handles are
+// retained Swift objects; every failure sets smaf_last_error() to one line.
+
+final class ContextHandle {
+    let registry: AllocatorRegistry
+    /// C copies of the allocator names, freed with the context.
+    let names: [UnsafeMutablePointer<CChar>]
+
+    init(registry: AllocatorRegistry) {
+        self.registry = registry
+        names = registry.plugins.map { strdup($0.name)! }
+    }
+
+    deinit { names.forEach { free($0) } }
+}
+
+/// The C buffer gathers what the caller says (devices, forced allocator,
+/// secure flag) and makes the Swift Buffer at the first export, which is
+/// when a deferred buffer gets its memory anyway.
+final class BufferHandle {
+    let context: ContextHandle
+    var request: BufferRequest
+    var devices: [DeviceConstraints] = []
+    var secure = false
+    var buffer: Buffer?
+    var allocatorName: UnsafeMutablePointer<CChar>?
+
+    init(context: ContextHandle, request: BufferRequest) {
+        self.context = context
+        self.request = request
+    }
+
+    func materialized() throws(SMAFError) -> Buffer {
+        if let buffer { return buffer }
+        let b = try context.registry.buffer(request)
+        if secure { try b.markSecure() }
+        for d in devices { try b.attach(d) }
+        let a = try b.materialize()
+        allocatorName = strdup(a.allocator)
+        buffer = b
+        return b
+    }
+
+    /// Changes that only make sense before the memory exists.
+    func beforeMemory(_ what: String) throws(SMAFError) {
+        if buffer != nil { throw SMAFError(.unsupported, "\(what): the buffer already has memory (set it before the first export)") }
+    }
+
+    deinit {
+        buffer?.release()
+        free(allocatorName)
+    }
+}
+
+private func fail(_ message: String) { message.withCString { smaf_set_last_error($0) } }
+
+private func context(_ p: OpaquePointer?) -> ContextHandle? {
+    p.map { Unmanaged<ContextHandle>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
+}
+
+private func buffer(_ p: OpaquePointer?) -> BufferHandle? {
+    p.map { Unmanaged<BufferHandle>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
+}
+
+/// Runs `body` for a buffer handle, turning errors into -1 + last error.
+private func withBuffer(_ p: OpaquePointer?, _ call: String, _ body: (BufferHandle) throws -> Int32) -> Int32 {
+    guard let b = buffer(p) else { fail("\(call): buffer is NULL"); return -1 }
+    do {
+        smaf_set_last_error(nil)
+        return try body(b)
+    } catch let e as SMAFError {
+        fail(e.message)
+    } catch {
+        fail("\(call): \(error)")
+    }
+    return -1
+}
+
+@_cdecl("smaf_open")
+public func smaf_open() -> OpaquePointer? {
+    do {
+        let registry = try AllocatorRegistry.load()
+        smaf_set_last_error(nil)
+        return OpaquePointer(Unmanaged.passRetained(ContextHandle(registry: registry)).toOpaque())
+    } catch {
+        fail(error.message)
+        return nil
+    }
+}
+
+@_cdecl("smaf_close")
+public func smaf_close(_ ctx: OpaquePointer?) {
+    guard let ctx else { return }
+    Unmanaged<ContextHandle>.fromOpaque(UnsafeRawPointer(ctx)).release()
+}
+
+@_cdecl("smaf_allocator_count")
+public func smaf_allocator_count(_ ctx: OpaquePointer?) -> Int32 {
+    guard let c = context(ctx) else { fail("smaf_allocator_count: context is NULL"); return -1 }
+    return Int32(c.names.count)
+}
+
+@_cdecl("smaf_allocator_name")
+public func smaf_allocator_name(_ ctx: OpaquePointer?, _ index: Int32) -> UnsafePointer<CChar>? {
+    guard let c = context(ctx) else { fail("smaf_allocator_name: context is NULL"); return nil }
+    guard index >= 0, Int(index) < c.names.count else {
+        fail("smaf_allocator_name: index \(index) is not in 0..<\(c.names.count)")
+        return nil
+    }
+    return UnsafePointer(c.names[Int(index)])
+}
+
+private func makeBuffer(_ ctx: OpaquePointer?, _ request: BufferRequest, _ flags: UInt32, _ call: String) -> OpaquePointer? {
+    guard let c = context(ctx) else { fail("\(call): context is NULL"); return nil }
+    do {
+        _ = try request.minimumSize()
+        let b = BufferHandle(context: c, request: request)
+        b.secure = flags & UInt32(SMAF_BUFFER_SECURE) != 0
+        if b.secure { _ = try c.registry.secureModule(named: nil) }
+        smaf_set_last_error(nil)
+        return OpaquePointer(Unmanaged.passRetained(b).toOpaque())
+    } catch {
+        fail(error.message)
+        return nil
+    }
+}
+
+@_cdecl("smaf_buffer_create")
+public func smaf_buffer_create(_ ctx: OpaquePointer?, _ size: UInt64, _ flags: UInt32) -> OpaquePointer? {
+    makeBuffer(ctx, .bytes(size), flags, "smaf_buffer_create")
+}
+
+@_cdecl("smaf_buffer_create_image")
+public func smaf_buffer_create_image(_ ctx: OpaquePointer?, _ width: UInt32, _ height: UInt32, _ fourcc: UInt32,
+                                     _ modifiers: UnsafePointer<UInt64>?, _ count: UInt32, _ flags: UInt32) -> OpaquePointer? {
+    let mods = (0..<Int(count)).compactMap { modifiers?[$0] }.map(Modifier.init(rawValue:))
+    return makeBuffer(ctx, .image(width: width, height: height, format: FourCC(rawValue: fourcc), modifiers: mods),
+                      flags, "smaf_buffer_create_image")
+}
+
+@_cdecl("smaf_buffer_destroy")
+public func smaf_buffer_destroy(_ buf: OpaquePointer?) {
+    guard let buf else { return }
+    Unmanaged<BufferHandle>.fromOpaque(UnsafeRawPointer(buf)).release()
+}
+
+@_cdecl("smaf_buffer_attach_drm")
+public func smaf_buffer_attach_drm(_ buf: OpaquePointer?, _ fd: Int32) -> Int32 {
+    withBuffer(buf, "smaf_buffer_attach_drm") { b in
+        // The node behind the fd, so the probe opens its own (GEM handles are per open file).
+        var path = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/fd/\(fd)", &path, path.count - 1)
+        guard n > 0 else { throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd) is not open") }
+        let node = String(decoding: path[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard node.hasPrefix("/dev/dri/") else {
+            throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd) is \(node), not a DRM node")
+        }
+        let device = try DeviceConstraints.probe(node: node)
+        try attach(b, device)
+        return 0
+    }
+}
+
+@_cdecl("smaf_buffer_attach_json")
+public func smaf_buffer_attach_json(_ buf: OpaquePointer?, _ json: UnsafePointer<CChar>?) -> Int32 {
+    withBuffer(buf, "smaf_buffer_attach_json") { b in
+        guard let json else { throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_json: json is NULL") }
+        try attach(b, try DeviceConstraints.fromJSON(Array(String(cString: json).utf8), source: "descriptor"))
+        return 0
+    }
+}
+
+/// Before memory, devices are kept to attach at the first export (and
+/// checked for conflicts now); after, they attach late and are checked.
+private func attach(_ b: BufferHandle, _ device: DeviceConstraints) throws(SMAFError) {
+    if let buffer = b.buffer {
+        try buffer.attach(device)
+    } else {
+        _ = try MergedConstraints(b.devices + [device])
+        b.devices.append(device)
+    }
+}
+
+@_cdecl("smaf_buffer_force_allocator")
+public func smaf_buffer_force_allocator(_ buf: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> Int32 {
+    withBuffer(buf, "smaf_buffer_force_allocator") { b in
+        try b.beforeMemory("smaf_buffer_force_allocator")
+        let n = name.map { String(cString: $0) }
+        if let n { _ = try b.context.registry.buffer(BufferRequest(.bytes(1), allocator: n)) }
+        b.request.allocator = n
+        return 0
+    }
+}
+
+@_cdecl("smaf_buffer_set_secure")
+public func smaf_buffer_set_secure(_ buf: OpaquePointer?, _ secure: Int32) -> Int32 {
+    withBuffer(buf, "smaf_buffer_set_secure") { b in
+        try b.beforeMemory("smaf_buffer_set_secure")
+        if secure != 0 { _ = try b.context.registry.secureModule(named: nil) }
+        b.secure = secure != 0
+        return 0
+    }
+}
+
+@_cdecl("smaf_buffer_get_secure")
+public func smaf_buffer_get_secure(_ buf: OpaquePointer?) -> Int32 {
+    buffer(buf).map { $0.secure ? 1 : 0 } ?? 0
+}
+
+@_cdecl("smaf_buffer_export")
+public func smaf_buffer_export(_ buf: OpaquePointer?) -> Int32 {
+    withBuffer(buf, "smaf_buffer_export") { b in try b.materialized().exportFD().take() }
+}
+
+@_cdecl("smaf_buffer_export_for")
+public func smaf_buffer_export_for(_ buf: OpaquePointer?, _ device: UnsafePointer<CChar>?) -> Int32 {
+    withBuffer(buf, "smaf_buffer_export_for") { b in
+        guard let device else { throw SMAFError(.invalidDescriptor, "smaf_buffer_export_for: device is NULL") }
+        return try b.materialized().exportFD(for: String(cString: device)).take()
+    }
+}
+
+@_cdecl("smaf_buffer_allocator")
+public func smaf_buffer_allocator(_ buf: OpaquePointer?) -> UnsafePointer<CChar>? {
+    buffer(buf)?.allocatorName.map { UnsafePointer($0) }
+}
+
+@_cdecl("smaf_buffer_size")
+public func smaf_buffer_size(_ buf: OpaquePointer?) -> UInt64 {
+    buffer(buf)?.buffer?.allocation?.size ?? 0
+}
+
+@_cdecl("smaf_buffer_stride")
+public func smaf_buffer_stride(_ buf: OpaquePointer?) -> UInt32 {
+    buffer(buf)?.buffer?.allocation?.planes.first?.stride ?? 0
+}
