@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import SMAF
 import SMAFDRM
@@ -24,6 +25,61 @@ struct DRMTests {
             #expect(probe.constraints.importableFrom == imports.filter { $0.value == "ok" }.keys.sorted())
             let cached = try DeviceProbe.run(node: try node(driver))
             #expect(cached.imports == imports, "the per-boot cache gives the same answer")
+        }
+    }
+
+    /// The DRM layer's facts agree with drm_info's (JSON) for every device:
+    /// driver, caps, framebuffer limits, each plane's type, formats and
+    /// IN_FORMATS modifiers.
+    @Test func drmLayerAgreesWithDrmInfo() throws {
+        for driver in ["vgem", "virtio_gpu", "bochs-drm"] {
+            let device = try KernelTestBed.device(driver: driver)
+            let json = try KernelTestBed.run("/usr/bin/drm_info", ["-j", device.path])
+            let all = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+            guard let info = all[device.path] as? [String: Any] else {
+                // drm_info reports only KMS devices (vgem: drmModeGetResources fails).
+                #expect(device.kmsInfo() == nil, "drm_info skipped \(driver), so it must have no KMS")
+                continue
+            }
+            let drv = try #require(info["driver"] as? [String: Any])
+            #expect(drv["name"] as? String == device.driver)
+            let caps = drv["caps"] as? [String: Any] ?? [:]
+            #expect((caps["PRIME"] as? Int).map { $0 & 1 != 0 } == device.canImportPRIME, "\(driver) PRIME import")
+            #expect((caps["PRIME"] as? Int).map { $0 & 2 != 0 } == device.canExportPRIME, "\(driver) PRIME export")
+            if let dumb = caps["DUMB_BUFFER"] as? Int { #expect((dumb == 1) == device.supportsDumbBuffers, "\(driver) dumb") }
+            if let mods = caps["ADDFB2_MODIFIERS"] as? Int { #expect((mods == 1) == device.supportsFramebufferModifiers) }
+            guard let kms = device.kmsInfo() else {
+                #expect(info["fb_size"] == nil || info["fb_size"] is NSNull, "\(driver): no KMS here, none there")
+                continue
+            }
+            let fb = try #require(info["fb_size"] as? [String: Int])
+            #expect(fb["max_width"] == Int(kms.maxWidth) && fb["max_height"] == Int(kms.maxHeight))
+            let planes = try #require(info["planes"] as? [[String: Any]])
+            // drm_info enables atomic, and 6.12 hides virtio-gpu's cursor plane
+            // from atomic clients without hotspot support; smaf asks only for
+            // universal planes and sees it. Every plane drm_info shows, smaf has.
+            let theirIDs = planes.compactMap { $0["id"] as? Int }
+            #expect(Set(theirIDs).isSubset(of: kms.planes.map { Int($0.id) }))
+            #expect(kms.planes.filter { !theirIDs.contains(Int($0.id)) }.allSatisfy { $0.type == .cursor })
+            for theirs in planes {
+                guard let ours = kms.planes.first(where: { Int($0.id) == theirs["id"] as? Int }) else { continue }
+                let props = theirs["properties"] as? [String: Any] ?? [:]
+                let type = (props["type"] as? [String: Any])?["value"] as? Int
+                #expect(type == ["overlay": 0, "primary": 1, "cursor": 2][ours.type.rawValue], "plane \(ours.id) type")
+                let inFormats = (props["IN_FORMATS"] as? [String: Any])?["data"] as? [[String: Any]]
+                #expect((inFormats != nil) == ours.hasInFormats, "plane \(ours.id) IN_FORMATS presence")
+                if let inFormats {
+                    // drm_info lists modifier -> formats; ours is format -> modifiers.
+                    var theirPairs = Set<String>()
+                    for entry in inFormats {
+                        for f in entry["formats"] as? [Int] ?? [] { theirPairs.insert("\(f):\(entry["modifier"] as? UInt64 ?? UInt64(entry["modifier"] as? Int ?? -1))") }
+                    }
+                    let ourPairs = Set(ours.formats.flatMap { f in f.modifiers.map { "\(f.format):\($0)" } })
+                    #expect(ourPairs == theirPairs, "plane \(ours.id) format/modifier pairs")
+                } else {
+                    #expect((theirs["formats"] as? [Int]) == ours.formats.map { Int($0.format) }, "plane \(ours.id) formats")
+                }
+            }
         }
     }
 
@@ -139,16 +195,21 @@ struct DRMTests {
     /// device. A leaked GEM handle keeps its memory: bochs has 16 MiB of VRAM,
     /// so leaking its 1 MiB buffers would make allocation fail within the run.
     @Test func twoThousandCyclesLeakNothing() throws {
-        let registry = KernelTestBed.registry("memfd", "dmaheap", "dumb")
+        let registry = KernelTestBed.registry("memfd", "dmaheap", "dumb", "gbm")
         let devices = try ["vgem", "virtio_gpu", "bochs-drm"].map { try DeviceConstraints.probe(node: try node($0)) }
         let importers = try ["vgem", "virtio_gpu", "bochs-drm"].map { try KernelTestBed.device(driver: $0) }
-        // The dumb plugin opens one fd per node on first use and keeps it.
-        for device in devices { try registry.buffer(.image(width: 8, height: 8, format: .xrgb8888, allocator: "dumb"), devices: [device]).materialize() }
+        // The dumb and gbm plugins open one fd (and gbm device) per node on first use and keep it.
+        for device in devices {
+            for allocator in ["dumb", "gbm"] {
+                try registry.buffer(.image(width: 8, height: 8, format: .xrgb8888, allocator: allocator), devices: [device]).materialize()
+            }
+        }
         let before = OpenFiles.count()
         var chosen: [String: Int] = [:]
         for i in 0..<2000 {
             let device = devices[i % 3]
-            let forced = i % 3 == 0 ? ["memfd", "dmaheap", "dumb"][(i / 3) % 3] : nil
+            // Every third cycle (on vgem, which imports them all) forces each allocator in turn.
+            let forced = i % 3 == 0 ? ["memfd", "dmaheap", "dumb", "gbm"][(i / 3) % 4] : nil
             let buffer = try registry.buffer(.image(width: 512, height: 512, format: .xrgb8888, allocator: forced), devices: [device])
             let fd = try buffer.exportFD()
             _ = try importers[i % 3].importDmaBuf(fd.rawValue)
@@ -156,6 +217,6 @@ struct DRMTests {
             buffer.release()
         }
         #expect(OpenFiles.count() == before)
-        #expect(Set(chosen.keys) == ["memfd", "dmaheap", "dumb"], "\(chosen)")
+        #expect(Set(chosen.keys) == ["memfd", "dmaheap", "dumb", "gbm"], "\(chosen)")
     }
 }
