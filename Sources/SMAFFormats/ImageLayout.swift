@@ -23,6 +23,7 @@ public struct ImageLayout: Sendable, Hashable {
         case overflow(String)
         case pitchTooLarge(pitch: UInt64, max: UInt64)
         case exceedsMaxSize(size: UInt64, max: UInt64)
+        case exceedsMaxDimension(name: String, value: UInt32, max: UInt32)
 
         public var description: String {
             switch self {
@@ -31,6 +32,7 @@ public struct ImageLayout: Sendable, Hashable {
             case let .overflow(what): return "\(what) overflows 64 bits"
             case let .pitchTooLarge(p, m): return "pitch \(p) bytes exceeds the maximum pitch \(m)"
             case let .exceedsMaxSize(s, m): return "\(s) bytes exceeds the maximum buffer size \(m)"
+            case let .exceedsMaxDimension(n, v, m): return "\(n) \(v) exceeds the max \(n) \(m)"
             }
         }
     }

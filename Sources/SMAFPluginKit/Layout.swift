@@ -7,6 +7,9 @@ extension PluginRequest {
             if merged.maxSize > 0 && size > merged.maxSize { return .failure(.exceedsMaxSize(size: size, max: merged.maxSize)) }
             return .success(.bytes(size))
         }
+        for (name, value, max) in [("width", width, merged.maxWidth), ("height", height, merged.maxHeight)] where max > 0 && value > max {
+            return .failure(.exceedsMaxDimension(name: name, value: value, max: max))
+        }
         let pitchAlignment = leastCommonMultiple(merged.pitchAlignment, defaultPitchAlignment) ?? 0
         guard pitchAlignment > 0 else { return .failure(.overflow("pitch alignment")) }
         do {

@@ -56,7 +56,8 @@ public struct ContiguousRegion: Sendable, Equatable {
     @discardableResult
     public mutating func release(start: Int) -> Range<Int>? {
         guard let count = allocations.removeValue(forKey: start) else { return nil }
-        var range = start..<(start + count)
+        let released = start..<(start + count)
+        var range = released
         var index = freeRanges.firstIndex { $0.lowerBound > start } ?? freeRanges.endIndex
         if index > freeRanges.startIndex, freeRanges[index - 1].upperBound == range.lowerBound {
             index -= 1
@@ -66,7 +67,7 @@ public struct ContiguousRegion: Sendable, Equatable {
             range = range.lowerBound..<freeRanges.remove(at: index).upperBound
         }
         freeRanges.insert(range, at: index)
-        return range
+        return released
     }
 
     public var usedPages: Int { allocations.values.reduce(0, +) }
@@ -213,7 +214,7 @@ public struct RegionReport: Sendable, Equatable, Codable {
     public var free: UInt64 = 0
     public var largestFree: UInt64 = 0
     public var allocations = 0
-    /// Ranges smaf released that are still open elsewhere in this process.
+    /// Ranges smaf released whose dma-buf something still references.
     public var held = 0
     /// "verified" or "not verified", and the evidence or its absence.
     public var contiguity = ""
@@ -243,7 +244,7 @@ public struct RegionReport: Sendable, Equatable, Codable {
             "free: \(bytes(free))",
             "largest_free: \(bytes(largestFree))",
             "allocations: \(allocations)",
-            "held: \(held) (released by smaf, still open elsewhere in this process)",
+            "held: \(held) (released by smaf, still referenced: an fd, a mapping or a device import)",
             "contiguity: \(contiguity) (\(contiguityDetail))",
             "largest_run: \(bytes(largestRun))",
             "cell: \(cell) (\(ByteCount.describe(cell)) per map character; # used, + partly used, . free)",

@@ -1,0 +1,310 @@
+import Glibc
+import SMAFPluginKit
+import SMAFSys
+import Synchronization
+
+/// cma: the kernel's Contiguous Memory Allocator, emulated in userspace so
+/// code for devices without an IOMMU meets CMA's behaviour (alignment,
+/// exhaustion, fragmentation) on a machine with no CMA heap. At open it
+/// reserves one region like `cma=` (see Reservation); buffers are carved out
+/// of it first fit with power-of-two alignment (ContiguousRegion), zeroed,
+/// and exported as udmabuf dma-bufs over their offset in the region.
+///
+/// It claims physical facts only with evidence: page frame numbers from
+/// /proc/self/pagemap, which the kernel shows only with CAP_SYS_ADMIN. A
+/// buffer is "contiguous" when its frames are consecutive after udmabuf has
+/// pinned them; without frame numbers it says "not verified".
+final class CMAAllocator: AllocatorPlugin {
+    static let name = "cma"
+    static let summary = "a CMA-like region (one pre-faulted memfd, hugetlb when available) carved into udmabuf dma-bufs; contiguity verified through pagemap"
+    /// Contiguous memory is precious: used when a device needs it or when forced.
+    static let defaultRank = Int32(SMAF_RANK_MARGINAL)
+    /// The documented default region size (cma.size / SMAF_CMA_SIZE).
+    static let defaultSize: UInt64 = 64 << 20
+    static let defaultPitchAlignment: UInt64 = 64
+
+    private let core: PluginCore
+    private let udmabuf: UdmabufExporter
+    private let reservation: Reservation
+    private let state: Mutex<State>
+
+    private struct State {
+        var region: ContiguousRegion
+        /// The region's page frames (0 = unknown), refreshed for every range allocate() checks.
+        var frames: PhysicalFrames
+        /// Released ranges whose dma-buf something still references (see otherReferences).
+        var held: [Held] = []
+    }
+
+    private struct Held: Equatable {
+        var fd: CInt
+        var start: Int
+    }
+
+    init(core: PluginCore) throws(PluginError) {
+        self.core = core
+        var size = Self.defaultSize
+        if let text = core.config("size") {
+            guard let parsed = ByteCount.parseKernelSize(text), parsed > 0 else {
+                throw PluginError(errno: EINVAL, "cma.size: '\(text)' is not a size like the kernel's cma= (64M, 256M, 1G)")
+            }
+            size = parsed
+        }
+        let backing = core.config("backing") ?? "auto"
+        guard let preference = Reservation.Preference(rawValue: backing.lowercased()) else {
+            throw PluginError(errno: EINVAL, "cma.backing: '\(backing)' is not auto, hugetlb or shmem")
+        }
+        udmabuf = UdmabufExporter()
+        reservation = try Reservation(size: size, preference: preference) { core.log(SMAF_LOG_INFO, $0) }
+        state = Mutex(State(region: ContiguousRegion(pageCount: reservation.pageCount, pageSize: Memory.pageSize),
+                            frames: reservation.frames))
+        core.log(SMAF_LOG_INFO, "reserved \(ByteCount.describe(reservation.size)) of \(reservation.backing.rawValue) in \(reservation.microseconds) us; "
+                 + (reservation.framesUnknownReason.map { "contiguity not verified: \($0)" }
+                    ?? "longest physically contiguous run \(ByteCount.describe(UInt64(reservation.frames.longestRun) * Memory.pageSize))"))
+    }
+
+    deinit {
+        for h in state.withLock({ $0.held }) { _ = Glibc.close(h.fd) }
+    }
+
+    /// What a request needs from the region; worked out alike by match and allocate.
+    private struct Plan {
+        var layout: ImageLayout
+        var bytes: UInt64
+        var pages: Int
+        var order: Int
+        var contiguous: Bool
+        var dmaAddressBits: UInt32?
+        var maxSegments: Int?
+        var belowFrame: UInt64? { dmaAddressBits.flatMap { PhysicalFrames.limitFrame(dmaAddressBits: $0) } }
+        /// Needs page frame numbers to be honoured.
+        var needsFrames: Bool { contiguous || belowFrame != nil || maxSegments != nil }
+        var placed: Bool { contiguous || belowFrame != nil }
+
+        var physicalNeed: String {
+            [contiguous ? "\(ByteCount.describe(bytes)) physically contiguous" : "\(ByteCount.describe(bytes))",
+             dmaAddressBits.map { "below 2^\($0)" }, maxSegments.map { "in at most \($0) segments" }]
+                .compactMap { $0 }.joined(separator: " ")
+        }
+    }
+
+    private struct Refusal: Error {
+        var reason: String
+    }
+
+    private func plan(_ request: PluginRequest, _ merged: PluginConstraints) -> Result<Plan, Refusal> {
+        let layout: ImageLayout
+        switch request.linearLayout(merged: merged, defaultPitchAlignment: Self.defaultPitchAlignment) {
+        case .success(let l): layout = l
+        case .failure(let f): return .failure(Refusal(reason: f.description))
+        }
+        guard let bytes = Memory.pageRounded(layout.size) else { return .failure(Refusal(reason: "size overflows")) }
+        if bytes > reservation.size {
+            return .failure(Refusal(reason: "\(ByteCount.describe(bytes)) does not fit the \(ByteCount.describe(reservation.size)) region (cma.size, SMAF_CMA_SIZE)"))
+        }
+        if let limit = udmabuf.sizeLimit, bytes > limit {
+            return .failure(Refusal(reason: "\(bytes) bytes exceeds udmabuf's size limit of \(limit) bytes (\(Udmabuf.sizeLimitPath))"))
+        }
+        let alignment = merged.addressAlignment
+        if alignment & (alignment &- 1) != 0 {
+            return .failure(Refusal(reason: "address alignment \(alignment) is not a power of two; CMA aligns to power-of-two orders of pages"))
+        }
+        let pages = Int(bytes / Memory.pageSize)
+        // The CMA dma-heap aligns a buffer to its size's order (capped at
+        // CONFIG_CMA_ALIGNMENT); a device may ask for more. Alignment is of
+        // the offset in the region, the emulation's bus address; with
+        // hugetlb it is physical too, up to the 2 MiB page.
+        let deviceOrder = alignment > Memory.pageSize ? (alignment / Memory.pageSize).trailingZeroBitCount : 0
+        let segments = Int(merged.maxSegments)
+        let bits = merged.dmaAddressBits
+        return .success(Plan(layout: layout, bytes: bytes, pages: pages,
+                             order: max(deviceOrder, ContiguousRegion.naturalOrder(pages: pages)),
+                             contiguous: merged.needsContiguous || segments == 1,
+                             dmaAddressBits: bits > 0 && bits < 64 ? bits : nil,
+                             maxSegments: segments > 1 && pages > segments ? segments : nil))
+    }
+
+    func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
+        if let reason = udmabuf.unavailableReason {
+            return .reject("its buffers are udmabuf dma-bufs over ranges of one region, and /dev/udmabuf is unavailable (\(reason))")
+        }
+        if merged.isSecure {
+            return .reject("cma memory is always CPU-mappable; a secure buffer needs a secure allocator")
+        }
+        if request.readOnly {
+            return .reject("udmabuf dma-bufs are always writable (the kernel exports them O_RDWR); a read-only fd needs dmaheap or dumb")
+        }
+        if !request.accepts(.linear) {
+            return .reject("cma buffers are LINEAR only; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
+        }
+        if let device = devices.first(where: { $0.needsDmaBuf && !$0.canImport(from: "udmabuf") }) {
+            return .reject("device \(device.name) cannot import udmabuf dma-bufs (measured by the probe)")
+        }
+        switch plan(request, merged) {
+        case .failure(let refusal): return .reject(refusal.reason)
+        case .success(let plan): return whyUnverifiable(plan).map { .reject($0) } ?? .accept
+        }
+    }
+
+    /// nil when the measured frames let a buffer pass the physical checks
+    /// `plan` asks for (contiguity, DMA limit, segments), else why not. Free
+    /// space is not considered: running out is allocate's ENOMEM, so the
+    /// core falls back to the next allocator as it would on real CMA.
+    private func whyUnverifiable(_ plan: Plan) -> String? {
+        guard plan.needsFrames else { return nil }
+        if let why = reservation.framesUnknownReason { return "cannot verify \(plan.physicalNeed): \(why)" }
+        guard plan.placed else { return nil }
+        let longest = state.withLock { $0.frames.ranges(consecutive: plan.contiguous, belowFrame: plan.belowFrame) }.map(\.count).max() ?? 0
+        guard longest < plan.pages else { return nil }
+        return "needs \(plan.physicalNeed); the longest such stretch of the \(reservation.backing.rawValue) region is "
+            + "\(ByteCount.describe(UInt64(longest) * Memory.pageSize))"
+            + (plan.contiguous && reservation.backing == .shmem ? " (huge pages give 2 MiB runs: reserve some, see cma.backing)" : "")
+    }
+
+    func allocate(_ request: PluginRequest, merged: PluginConstraints) throws(PluginError) -> PluginAllocation {
+        let plan: Plan
+        switch self.plan(request, merged) {
+        case .success(let p): plan = p
+        case .failure(let refusal): throw PluginError(errno: EINVAL, refusal.reason)
+        }
+        if let reason = whyUnverifiable(plan) { throw PluginError(errno: EINVAL, reason) }
+        reclaimHeld()
+        let carved = state.withLock { s in
+            s.region.allocate(pages: plan.pages, alignOrder: plan.order,
+                              within: plan.placed ? s.frames.ranges(consecutive: plan.contiguous, belowFrame: plan.belowFrame) : nil)
+        }
+        let range: Range<Int>
+        switch carved {
+        case .success(let r): range = r
+        case .failure(let failure):
+            let eligible = [plan.contiguous ? "inside one physically contiguous run" : nil, plan.dmaAddressBits.map { "below 2^\($0)" }]
+            throw PluginError(errno: ENOMEM, failure.description
+                              + (plan.placed ? " (eligible: \(eligible.compactMap { $0 }.joined(separator: ", ")))" : ""))
+        }
+        var handedOut = false
+        defer { if !handedOut { state.withLock { _ = $0.region.release(start: range.lowerBound) } } }
+
+        let offset = UInt64(range.lowerBound) * Memory.pageSize
+        // The CMA dma-heap clears every page it hands out; so does the emulation.
+        memset(reservation.mapping.base + Int(offset), 0, Int(plan.bytes))
+        let dmabuf: UniqueFD
+        do {
+            dmabuf = try udmabuf.export(memfd: reservation.memfd.rawValue, offset: offset, size: plan.bytes, name: "smaf:cma")
+        } catch {
+            throw PluginError(errno: error.errno.rawValue, error.description)
+        }
+        // Measured after UDMABUF_CREATE pinned the pages: now they cannot move.
+        let frames = measure(range)
+        if let reason = violation(of: plan, frames, offset: offset) { throw PluginError(errno: EBUSY, reason) }
+
+        var guarantees: PluginAllocation.Guarantees = [.dmaBuf, .cpuMappable]
+        let runs = frames?.runs ?? []
+        if frames != nil && runs.count == 1 { guarantees.insert(.contiguous) }
+        var allocation = PluginAllocation(fd: dmabuf.take(), size: plan.bytes, guarantees: guarantees)
+        allocation.largestContiguous = UInt64(runs.map(\.count).max() ?? 0) * Memory.pageSize
+        allocation.token = UInt(range.lowerBound)
+        allocation.exporter = "udmabuf"
+        allocation.detail = "\(ByteCount.describe(plan.bytes)) at offset 0x\(String(offset, radix: 16)) of the "
+            + "\(ByteCount.describe(reservation.size)) \(reservation.backing.rawValue) region via udmabuf; "
+            + (frames == nil ? "physical layout not verified"
+               : runs.count == 1 ? "physically contiguous (verified)"
+               : "\(runs.count) physical runs, longest \(ByteCount.describe(allocation.largestContiguous)) (verified)")
+        allocation.describe(request: request, layout: plan.layout, modifier: .linear)
+        handedOut = true
+        return allocation
+    }
+
+    /// The frames of `range` now, nil when they cannot be known.
+    private func measure(_ range: Range<Int>) -> PhysicalFrames? {
+        guard reservation.framesUnknownReason == nil,
+              let frames = try? Pagemap.frames(of: reservation.mapping.base + range.lowerBound * Int(Memory.pageSize), pages: range.count),
+              frames.isVerified else { return nil }
+        state.withLock { $0.frames.update(from: range.lowerBound, with: frames) }
+        return frames
+    }
+
+    /// Why a carved range fails the plan once pinned (its pages moved since
+    /// they were measured), like cma_alloc's EBUSY when a range will not go
+    /// contiguous; nil when it passes.
+    private func violation(of plan: Plan, _ frames: PhysicalFrames?, offset: UInt64) -> String? {
+        guard plan.needsFrames else { return nil }
+        guard let frames else { return "could not read the page frames of the range at offset 0x\(String(offset, radix: 16))" }
+        let runs = frames.runs.count
+        if plan.contiguous && runs != 1 || plan.maxSegments.map({ runs > $0 }) == true {
+            return "the range at offset 0x\(String(offset, radix: 16)) spans \(runs) physical runs once pinned; needs \(plan.physicalNeed)"
+        }
+        if let limit = plan.belowFrame, let highest = frames.frames.max(), highest >= limit {
+            return "the range at offset 0x\(String(offset, radix: 16)) reaches frame 0x\(String(highest, radix: 16)) once pinned; needs \(plan.physicalNeed)"
+        }
+        return nil
+    }
+
+    func release(_ allocation: PluginAllocation) {
+        let held = Held(fd: allocation.fd, start: Int(allocation.token))
+        if Self.otherReferences(held.fd) > 0 {
+            state.withLock { $0.held.append(held) }
+        } else {
+            giveBack(held)
+        }
+    }
+
+    /// Real CMA gets a buffer's pages back when the last reference to its
+    /// dma-buf goes, not when the allocator is told: an fd the application
+    /// kept (here or in another process), a mapping, a device's import each
+    /// hold one. The kernel counts them ("count" in fdinfo, less its own
+    /// temporary reference); the plugin's fd is one, the rest are others'.
+    /// A range with others is held and reclaimed once they are gone.
+    private static func otherReferences(_ fd: CInt) -> Int {
+        max((DmaBuf.fdInfo(fd)["count"].flatMap { Int($0) } ?? 1) - 1, 0)
+    }
+
+    private func giveBack(_ held: Held) {
+        _ = Glibc.close(held.fd)
+        state.withLock { _ = $0.region.release(start: held.start) }
+    }
+
+    /// Frees the held ranges nobody references any more.
+    private func reclaimHeld() {
+        let held = state.withLock { $0.held }
+        guard !held.isEmpty else { return }
+        let unreferenced = held.filter { Self.otherReferences($0.fd) == 0 }
+        let reclaimed = state.withLock { s in
+            let mine = s.held.filter(unreferenced.contains)
+            s.held.removeAll(where: mine.contains)
+            return mine
+        }
+        reclaimed.forEach(giveBack)
+    }
+
+    func stats() -> String? {
+        reclaimHeld()
+        return state.withLock { s in
+            var r = RegionReport()
+            let page = Memory.pageSize
+            r.size = reservation.size
+            r.backing = reservation.backing.rawValue
+            r.backingDetail = reservation.backingDetail
+            r.reservedMicroseconds = reservation.microseconds
+            r.used = UInt64(s.region.usedPages) * page
+            r.free = UInt64(s.region.freePages) * page
+            r.largestFree = UInt64(s.region.largestFreePages) * page
+            r.allocations = s.region.allocations.count
+            r.held = s.held.count
+            if let why = reservation.framesUnknownReason {
+                (r.contiguity, r.contiguityDetail) = ("not verified", why)
+            } else {
+                let runs = s.frames.runs
+                (r.contiguity, r.contiguityDetail) = ("verified", "\(runs.count) runs of consecutive page frames in /proc/self/pagemap")
+                r.largestRun = UInt64(runs.map(\.count).max() ?? 0) * page
+            }
+            r.cell = UInt64(s.region.pagesPerCell()) * page
+            r.map = s.region.map()
+            return r
+        }.text
+    }
+}
+
+@_cdecl("smaf_plugin_entry")
+public func smafPluginEntry(_ core: UnsafePointer<smaf_core>?) -> UnsafeRawPointer? {
+    PluginExport.entry(CMAAllocator.self)
+}

@@ -1,1 +1,0 @@
-// Placeholder: the cma plugin is being written; replaced by its real source.
