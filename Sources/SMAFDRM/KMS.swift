@@ -69,16 +69,7 @@ extension DRMDevice {
 
     /// Property name -> value for one KMS object.
     private func objectProperties(_ id: UInt32, _ type: UInt32) -> [String: UInt64] {
-        guard let props = drmModeObjectGetProperties(rawFD, id, type) else { return [:] }
-        defer { drmModeFreeObjectProperties(props) }
-        var result: [String: UInt64] = [:]
-        for i in 0..<Int(props.pointee.count_props) {
-            guard let prop = drmModeGetProperty(rawFD, props.pointee.props[i]) else { continue }
-            defer { drmModeFreeProperty(prop) }
-            let name = withUnsafeBytes(of: prop.pointee.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            result[name] = props.pointee.prop_values[i]
-        }
-        return result
+        properties(of: id, type: type).mapValues(\.value)
     }
 
     /// Walks an IN_FORMATS blob (drm_format_modifier_blob) into format -> modifiers.
