@@ -52,8 +52,16 @@ public final class AllocatorRegistry: Sendable {
     }
 
     struct Selection {
-        let winner: (LoadedPlugin, smaf_allocation)?
+        /// The allocator that won, nil if none did.
+        let chosen: LoadedPlugin?
+        /// Its allocation, when the walk allocated.
+        let allocation: smaf_allocation?
         let explanation: Explanation
+
+        var winner: (LoadedPlugin, smaf_allocation)? {
+            guard let chosen, let allocation else { return nil }
+            return (chosen, allocation)
+        }
 
         /// The error when nobody won: every allocator's reason, in rank order.
         func failure() -> SMAFError {
@@ -65,46 +73,26 @@ public final class AllocatorRegistry: Sendable {
         }
     }
 
-    /// Walks the allocators for `request` under `constraints`. Every verdict
-    /// lands in the explanation, whether or not one wins; only a malformed
-    /// request throws.
+    /// Chooses and allocates for `request` under `constraints` (the walk in
+    /// Selection.swift): the first allocator whose match() accepts and whose
+    /// allocate() succeeds wins. Every verdict lands in the explanation,
+    /// whether or not one wins; only a malformed request throws.
     func select(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> Selection {
-        let size = try request.minimumSize()
-        let modifiers = try request.negotiate(with: constraints)
-        let call = CallStructs(request: request, size: size, modifiers: modifiers, constraints: constraints)
-        var explanation = Explanation(forcedAllocator: request.allocator, devices: constraints.devices.map(\.name))
-
-        var candidates = plugins
-        if let forced = request.allocator { candidates = [try forcedPlugin(forced)] }
-        var result: (LoadedPlugin, smaf_allocation)?
-        for plugin in plugins {
-            func note(_ outcome: Explanation.Outcome, _ reason: String) {
-                explanation.entries.append(.init(allocator: plugin.name, rank: plugin.rank, outcome: outcome, reason: reason))
-                core.log(.debug, "\(outcome.rawValue): \(reason)", plugin: plugin.name)
-            }
-            if result != nil { note(.skipped, "not asked: \(result!.0.name) was chosen first"); continue }
-            guard candidates.contains(where: { $0 === plugin }) else { note(.skipped, "not asked: \(request.allocator!) was forced"); continue }
-            if plugin.rank == .none && request.allocator == nil {
-                note(.skipped, "rank none: used only when forced by name"); continue
-            }
-            if let reason = plugin.match(call) { note(.rejected, reason); continue }
+        var won: smaf_allocation?
+        let walk = try walk(request, constraints) { plugin, call in
             switch plugin.allocate(call) {
             case .success(var allocation) where request.readOnly && allocation.flags & SMAF_ALLOCATION_READ_ONLY.rawValue == 0:
                 // Trust what the kernel will enforce, not what was asked for.
                 plugin.release(&allocation)
-                note(.failed, "accepted a read-only request but handed out a writable fd; released it")
+                return .failed("accepted a read-only request but handed out a writable fd; released it")
             case .success(let allocation):
-                note(.chosen, "accepted; \(detail(of: allocation))")
-                result = (plugin, allocation)
+                won = allocation
+                return .accepted("accepted; \(Self.detail(of: allocation))")
             case .failure(let failure):
-                note(.failed, "match accepted but allocate failed: \(failure.message) (\(errnoName(failure.errno)))")
+                return .failed("match accepted but allocate failed: \(failure.message) (\(errnoName(failure.errno)))")
             }
         }
-        return Selection(winner: result, explanation: explanation)
-    }
-
-    private func detail(of a: smaf_allocation) -> String {
-        withUnsafeBytes(of: a.detail) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        return Selection(chosen: walk.chosen, allocation: won, explanation: walk.explanation)
     }
 }
 

@@ -1,3 +1,4 @@
+import Glibc
 import SMAFSys
 
 /// Secure buffers (SMAF's secure flag): a module decides which devices may
@@ -47,12 +48,21 @@ extension Buffer {
             return "scrub: \(live.info.allocator) memory is \(live.info.readOnly ? "read-only to smaf" : "not CPU-mappable"); its allocator zero-fills on allocation"
         }
         do {
-            _ = try mapped(live, .write) { bytes in
-                bytes.initializeMemory(as: UInt8.self, repeating: 0)
-            }
+            try zeroFill(live)
             return "scrub: zeroed \(live.info.size) bytes"
         } catch {
             return "scrub failed: \(error)"
+        }
+    }
+}
+
+extension Buffer {
+    /// Zeroes all of `live`'s memory through a writable mapping, bracketed by
+    /// DMA_BUF_IOCTL_SYNC: the scrub of secure buffers on release and of
+    /// pooled buffers before they are handed out again.
+    func zeroFill(_ live: LiveAllocation) throws {
+        try mapped(live, .write) { bytes in
+            if let base = bytes.baseAddress { memset(base, 0, bytes.count) }
         }
     }
 }

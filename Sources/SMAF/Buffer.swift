@@ -18,7 +18,7 @@ public final class Buffer: Sendable {
         var secure: SecureSession?
         var released = false
     }
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// Names the buffer in secure modules' logs.
     public let id: UInt64
 
@@ -27,7 +27,39 @@ public final class Buffer: Sendable {
     init(registry: AllocatorRegistry, request: BufferRequest) {
         self.registry = registry
         self.request = request
+        state = Mutex(State())
         id = Buffer.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    /// A buffer born with memory: what `surrenderMemory()` took from an
+    /// earlier buffer, handed out again by a `BufferPool`.
+    init(registry: AllocatorRegistry, request: BufferRequest, reusing memory: SurrenderedMemory) {
+        self.registry = registry
+        self.request = request
+        state = Mutex(State(constraints: memory.constraints, live: memory.live, explanation: memory.explanation))
+        id = Buffer.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    /// The memory of a buffer that ended without giving it back, and what a
+    /// new buffer needs to carry it on. Still one release path: the
+    /// allocation goes back to its plugin when the last holder drops it.
+    struct SurrenderedMemory: Sendable {
+        let live: LiveAllocation
+        let constraints: MergedConstraints
+        let explanation: Explanation?
+    }
+
+    /// Ends this buffer like `release()` but hands its memory to the caller
+    /// (the pool) instead of the allocator. nil, and nothing changes, if the
+    /// buffer has no memory, was released or is secure (secure memory goes
+    /// back through its module, never to a pool).
+    func surrenderMemory() -> SurrenderedMemory? {
+        state.withLock { s in
+            guard !s.released, s.secure == nil, let live = s.live else { return nil }
+            s.released = true
+            s.live = nil
+            return SurrenderedMemory(live: live, constraints: s.constraints, explanation: s.explanation)
+        }
     }
 
     deinit { release() }

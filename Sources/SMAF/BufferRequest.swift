@@ -1,3 +1,4 @@
+import Glibc
 import SMAFFormats
 import SMAFSys
 
@@ -41,15 +42,29 @@ public struct BufferRequest: Sendable, Hashable {
             guard Memory.pageRounded(size) != nil, size <= UInt64(Int64.max) else {
                 throw SMAFError(.invalidRequest, "size: \(size) bytes is more than any allocator can address")
             }
+            try Self.checkFitsInRAM(size, "size")
             return size
         case let .image(width, height, format, _):
             do {
                 let size = try ImageLayout.linear(width: width, height: height, format: format).size
                 guard size <= UInt64(Int64.max) else { throw ImageLayout.Failure.overflow("image size") }
+                try Self.checkFitsInRAM(size, "image")
                 return size
+            } catch let error as SMAFError {
+                throw error
             } catch {
                 throw SMAFError(.invalidRequest, "image: \(error)")
             }
+        }
+    }
+
+    /// More than the machine's RAM can never be allocated, and some kernel
+    /// allocators (the system dma-heap) would try page by page until the OOM
+    /// killer stops them: refuse it up front.
+    static func checkFitsInRAM(_ size: UInt64, _ field: String) throws(SMAFError) {
+        let ram = Memory.physicalRAM
+        if ram > 0 && size > ram {
+            throw SMAFError(.invalidRequest, "\(field): \(size) bytes is more than this machine's \(ram) bytes of RAM")
         }
     }
 

@@ -12,76 +12,114 @@ public struct MergedConstraints: Sendable, Hashable {
     /// Every DRM node some device must import into.
     public private(set) var importNodes: [String] = []
     /// Which device set each limit, for error messages.
-    private var origin: [String: String] = [:]
+    private var origins = Origins()
+
+    /// The device behind each limit: plain fields, not a dictionary, so a
+    /// merge (on every allocation's path) hashes no strings.
+    private struct Origins: Sendable, Hashable {
+        var addressAlignment, pitchAlignment, heightAlignment: String?
+        var maxPitch, maxSize, maxWidth, maxHeight, maxSegments, dmaAddressBits: String?
+        var contiguous, cpu, secure: String?
+
+        subscript(_ limit: String) -> String? {
+            switch limit {
+            case "address alignment": addressAlignment
+            case "pitch alignment": pitchAlignment
+            case "height alignment": heightAlignment
+            case "max pitch": maxPitch
+            case "max size": maxSize
+            case "max width": maxWidth
+            case "max height": maxHeight
+            case "max segments": maxSegments
+            case "dma address bits": dmaAddressBits
+            case "contiguous": contiguous
+            case "cpu": cpu
+            case "secure": secure
+            default: nil
+            }
+        }
+    }
 
     public init() {}
 
     public init(_ devices: [DeviceConstraints]) throws(SMAFError) {
+        self.devices.reserveCapacity(devices.count)
         for d in devices { try add(d) }
     }
 
     /// Adds a device; on a conflict throws and leaves `self` unchanged.
-    public mutating func add(_ device: DeviceConstraints) throws(SMAFError) {
-        var next = self
-        try next.merge(device)
-        self = next
-    }
-
-    private mutating func merge(_ d: DeviceConstraints) throws(SMAFError) {
-        var m = combined
+    /// Every new value is worked out in locals and checked first, then
+    /// stored in place: a merge copies no constraint struct, on the path of
+    /// every attach and every choice.
+    public mutating func add(_ d: DeviceConstraints) throws(SMAFError) {
         let who = d.name
+        let c = combined
         func conflict(_ text: String) -> SMAFError { SMAFError(.conflictingConstraints, text) }
 
-        for (name, keyPath) in [("address alignment", \DeviceConstraints.addressAlignment),
-                                ("pitch alignment", \.pitchAlignment), ("height alignment", \.heightAlignment)] {
-            guard let mine = d[keyPath: keyPath] else { continue }
-            guard let merged = leastCommonMultiple(m[keyPath: keyPath] ?? 1, mine) else {
-                throw conflict("\(name) of device \(who) (\(mine)) and \(origin[name] ?? "the others") (\(m[keyPath: keyPath] ?? 1)) have no common multiple below 2^64")
+        /// The merged alignment and whether this device set it.
+        func lcm(_ name: String, _ merged: UInt64?, _ mine: UInt64?, _ source: String?) throws(SMAFError) -> (UInt64?, Bool) {
+            guard let mine else { return (merged, false) }
+            guard let result = leastCommonMultiple(merged ?? 1, mine) else {
+                throw conflict("\(name) of device \(who) (\(mine)) and \(source ?? "the others") (\(merged ?? 1)) have no common multiple below 2^64")
             }
-            if merged != m[keyPath: keyPath] { origin[name] = who }
-            m[keyPath: keyPath] = merged
+            return (result, result != merged)
         }
-        func takeMin<T: Comparable>(_ name: String, _ keyPath: WritableKeyPath<DeviceConstraints, T?>) {
-            guard let mine = d[keyPath: keyPath] else { return }
-            if let cur = m[keyPath: keyPath], cur <= mine { return }
-            m[keyPath: keyPath] = mine
-            origin[name] = who
-        }
-        takeMin("max pitch", \.maxPitch)
-        takeMin("max size", \.maxSize)
-        takeMin("max width", \.maxWidth)
-        takeMin("max height", \.maxHeight)
-        takeMin("max segments", \.maxSegments)
-        takeMin("dma address bits", \.dmaAddressBits)
+        let address = try lcm("address alignment", c.addressAlignment, d.addressAlignment, origins.addressAlignment)
+        let pitch = try lcm("pitch alignment", c.pitchAlignment, d.pitchAlignment, origins.pitchAlignment)
+        let height = try lcm("height alignment", c.heightAlignment, d.heightAlignment, origins.heightAlignment)
 
-        m.usage.formUnion(d.usage)
-        m.contiguous = m.contiguous || d.contiguous
-        m.cpuAccess = m.cpuAccess || d.needsCPU
-        m.needsDmaBuf = m.needsDmaBuf || d.needsKernelImport
-        if d.contiguous { origin["contiguous"] = origin["contiguous"] ?? who }
-        if d.needsCPU { origin["cpu"] = origin["cpu"] ?? who }
-        if d.secure { origin["secure"] = origin["secure"] ?? who }
-        m.secure = m.secure || d.secure
+        /// The smaller limit and whether it is this device's.
+        func takeMin<T: Comparable>(_ merged: T?, _ mine: T?) -> (T?, Bool) {
+            guard let mine else { return (merged, false) }
+            if let cur = merged, cur <= mine { return (merged, false) }
+            return (mine, true)
+        }
+        let pitchLimit = takeMin(c.maxPitch, d.maxPitch)
+        let segmentLimit = takeMin(c.maxSegments, d.maxSegments)
+        let needsCPU = d.needsCPU
+        let secure = c.secure || d.secure, cpu = c.cpuAccess || needsCPU
+        if secure && cpu {
+            let cpuDevice = origins.cpu ?? who, secureDevice = origins.secure ?? who
+            throw conflict("device \(cpuDevice) needs CPU access but device \(secureDevice) requires a secure buffer the CPU may not map")
+        }
+        if let maxPitch = pitchLimit.0, let align = pitch.0, maxPitch < align {
+            let limiter = pitchLimit.1 ? who : origins.maxPitch ?? who, aligner = pitch.1 ? who : origins.pitchAlignment ?? who
+            throw conflict("max pitch \(maxPitch) of device \(limiter) is below the pitch alignment \(align) of device \(aligner)")
+        }
+        if let segments = segmentLimit.0, segments == 0 {
+            throw conflict("device \(segmentLimit.1 ? who : origins.maxSegments ?? who) takes 0 segments")
+        }
+        let formats = try d.formats.map { (theirs) throws(SMAFError) in try intersect(c.formats, theirs, adding: who) } ?? c.formats
 
-        if m.secure && m.cpuAccess {
-            throw conflict("device \(origin["cpu"] ?? who) needs CPU access but device \(origin["secure"] ?? who) requires a secure buffer the CPU may not map")
+        // Checked: store in place.
+        func set<T>(_ value: (T?, Bool), _ field: inout T?, _ source: inout String?) {
+            guard value.1 else { return }
+            field = value.0
+            source = who
         }
-        if let maxPitch = m.maxPitch, let align = m.pitchAlignment, maxPitch < align {
-            throw conflict("max pitch \(maxPitch) of device \(origin["max pitch"] ?? who) is below the pitch alignment \(align) of device \(origin["pitch alignment"] ?? who)")
-        }
-        if let segments = m.maxSegments, segments == 0 {
-            throw conflict("device \(origin["max segments"] ?? who) takes 0 segments")
-        }
-
-        if let theirs = d.formats {
-            m.formats = try intersect(m.formats, theirs, adding: who)
-        }
+        func setMin<T: Comparable>(_ mine: T?, _ field: inout T?, _ source: inout String?) { set(takeMin(field, mine), &field, &source) }
+        set(address, &combined.addressAlignment, &origins.addressAlignment)
+        set(pitch, &combined.pitchAlignment, &origins.pitchAlignment)
+        set(height, &combined.heightAlignment, &origins.heightAlignment)
+        set(pitchLimit, &combined.maxPitch, &origins.maxPitch)
+        setMin(d.maxSize, &combined.maxSize, &origins.maxSize)
+        setMin(d.maxWidth, &combined.maxWidth, &origins.maxWidth)
+        setMin(d.maxHeight, &combined.maxHeight, &origins.maxHeight)
+        set(segmentLimit, &combined.maxSegments, &origins.maxSegments)
+        setMin(d.dmaAddressBits, &combined.dmaAddressBits, &origins.dmaAddressBits)
+        combined.usage.formUnion(d.usage)
+        combined.contiguous = c.contiguous || d.contiguous
+        combined.cpuAccess = cpu
+        combined.needsDmaBuf = c.needsDmaBuf || d.needsKernelImport
+        combined.secure = secure
+        if d.contiguous && origins.contiguous == nil { origins.contiguous = who }
+        if needsCPU && origins.cpu == nil { origins.cpu = who }
+        if d.secure && origins.secure == nil { origins.secure = who }
+        if d.formats != nil { combined.formats = formats }
         if let mine = d.importableFrom {
-            m.importableFrom = m.importableFrom.map { $0.filter(mine.contains) } ?? mine
+            combined.importableFrom = combined.importableFrom.map { $0.filter(mine.contains) } ?? mine
         }
         if let node = d.importNode, !importNodes.contains(node) { importNodes.append(node) }
-
-        combined = m
         devices.append(d)
     }
 
@@ -89,21 +127,27 @@ public struct MergedConstraints: Sendable, Hashable {
     private func intersect(_ current: [DeviceConstraints.FormatModifiers]?, _ theirs: [DeviceConstraints.FormatModifiers],
                            adding who: String) throws(SMAFError) -> [DeviceConstraints.FormatModifiers] {
         guard let current else { return theirs }
-        let constrainedBy = devices.filter { $0.formats != nil }.map(\.name)
-        let plural = constrainedBy.count != 1
-        let others = constrainedBy.isEmpty ? "the other devices" : "device\(plural ? "s" : "") \(constrainedBy.joined(separator: ", "))"
-        let (accept, take) = plural ? ("accept", "take") : ("accepts", "takes")
+        // Who constrained the formats so far, worded for the error messages only.
+        func others() -> (others: String, accept: String, take: String) {
+            let constrainedBy = devices.filter { $0.formats != nil }.map(\.name)
+            let plural = constrainedBy.count != 1
+            let others = constrainedBy.isEmpty ? "the other devices" : "device\(plural ? "s" : "") \(constrainedBy.joined(separator: ", "))"
+            return plural ? (others, "accept", "take") : (others, "accepts", "takes")
+        }
         var result: [DeviceConstraints.FormatModifiers] = []
+        result.reserveCapacity(min(current.count, theirs.count))
         var modifierDisagreement: [String] = []
         for mine in current {
             guard let other = theirs.first(where: { $0.format == mine.format }) else { continue }
             let modifiers: [Modifier]
             if mine.modifiers.isEmpty { modifiers = other.modifiers }
             else if other.modifiers.isEmpty { modifiers = mine.modifiers }
+            else if mine.modifiers == other.modifiers { modifiers = mine.modifiers }
             else {
                 modifiers = mine.modifiers.filter(other.modifiers.contains)
                 if modifiers.isEmpty {
-                    modifierDisagreement.append("\(mine.format.code): \(others) \(take) \(list(mine.modifiers)), device \(who) takes \(list(other.modifiers))")
+                    let o = others()
+                    modifierDisagreement.append("\(mine.format.code): \(o.others) \(o.take) \(list(mine.modifiers)), device \(who) takes \(list(other.modifiers))")
                     continue
                 }
             }
@@ -113,14 +157,16 @@ public struct MergedConstraints: Sendable, Hashable {
             if !modifierDisagreement.isEmpty {
                 throw SMAFError(.conflictingConstraints, "no modifier all devices accept: " + modifierDisagreement.joined(separator: "; "))
             }
+            let o = others()
             throw SMAFError(.conflictingConstraints,
-                            "no format all devices accept: \(others) \(accept) \(current.map(\.format.code).joined(separator: ", ")); device \(who) accepts \(theirs.map(\.format.code).joined(separator: ", "))")
+                            "no format all devices accept: \(o.others) \(o.accept) \(current.map(\.format.code).joined(separator: ", ")); device \(who) accepts \(theirs.map(\.format.code).joined(separator: ", "))")
         }
-        return result
+        // Unchanged: share the storage instead of holding a copy.
+        return result == current ? current : result
     }
 
     private func list(_ modifiers: [Modifier]) -> String { modifiers.map(\.description).joined(separator: "|") }
 
     /// The device that set a limit, for error messages ("max width", "max size"...).
-    public func origin(of limit: String) -> String? { origin[limit] }
+    public func origin(of limit: String) -> String? { origins[limit] }
 }

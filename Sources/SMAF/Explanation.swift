@@ -16,7 +16,54 @@ public struct Explanation: Sendable, Codable, CustomStringConvertible {
         public var allocator: String
         public var rank: Rank
         public var outcome: Outcome
-        public var reason: String
+        /// Why: the plugin's own words for a rejection, else the core's.
+        public var reason: String {
+            get {
+                switch storage {
+                case .text(let text): return text
+                case .verdict(let verdict):
+                    let text = verdict.reason
+                    return text.isEmpty ? "rejected (the plugin gave no reason)" : text
+                }
+            }
+            set { storage = .text(newValue) }
+        }
+
+        /// A rejection keeps the plugin's verdict as it came and makes a
+        /// String of it only when someone reads it: choosing an allocator
+        /// builds no text for the allocators it passes over.
+        enum Reason: Sendable {
+            case text(String)
+            case verdict(VerdictRef)
+        }
+        var storage: Reason
+
+        public init(allocator: String, rank: Rank, outcome: Outcome, reason: String) {
+            self.init(allocator: allocator, rank: rank, outcome: outcome, storage: .text(reason))
+        }
+
+        init(allocator: String, rank: Rank, outcome: Outcome, storage: Reason) {
+            self.allocator = allocator
+            self.rank = rank
+            self.outcome = outcome
+            self.storage = storage
+        }
+
+        enum CodingKeys: String, CodingKey { case allocator, rank, outcome, reason }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(allocator: try c.decode(String.self, forKey: .allocator), rank: try c.decode(Rank.self, forKey: .rank),
+                      outcome: try c.decode(Outcome.self, forKey: .outcome), reason: try c.decode(String.self, forKey: .reason))
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(allocator, forKey: .allocator)
+            try c.encode(rank, forKey: .rank)
+            try c.encode(outcome, forKey: .outcome)
+            try c.encode(reason, forKey: .reason)
+        }
     }
 
     public var forcedAllocator: String?

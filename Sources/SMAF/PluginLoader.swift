@@ -2,6 +2,16 @@ import CSMAFPlugin
 import CSMAFSys
 import Glibc
 
+/// The struct sizes of ABI 1.0, the oldest plugins this core loads. They
+/// stay fixed as the structs grow (a newer core reads only the fields that
+/// lie inside a plugin's struct_size); Tests/Fixtures/abi-v1 keeps the
+/// header they come from and a test builds a plugin against it.
+enum ABI1 {
+    static let plugin: UInt32 = 144
+    static let allocatorOps: UInt32 = 104
+    static let secureOps: UInt32 = 120
+}
+
 /// Finds plugin files, dlopen()s them and refuses what it cannot trust: a
 /// missing entry symbol, another ABI major, a table too small for ABI 1, a
 /// missing op, a bad or duplicate name, a failing open(). A refused plugin
@@ -82,8 +92,8 @@ struct PluginLoader {
         }
         let p = table.pointee
         let major = UInt32(SMAF_PLUGIN_ABI_MAJOR), minor = UInt32(SMAF_PLUGIN_ABI_MINOR)
-        guard p.struct_size >= UInt32(MemoryLayout<smaf_plugin>.size) else {
-            return refuse("struct smaf_plugin is \(p.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_plugin>.size)")
+        guard p.struct_size >= ABI1.plugin else {
+            return refuse("struct smaf_plugin is \(p.struct_size) bytes, ABI \(major) needs \(ABI1.plugin)")
         }
         guard p.abi_major == major else {
             return refuse("built for ABI \(p.abi_major).\(p.abi_minor), this smaf speaks ABI \(major).\(minor)")
@@ -100,8 +110,8 @@ struct PluginLoader {
         switch p.kind {
         case SMAF_PLUGIN_KIND_ALLOCATOR.rawValue:
             guard let ops = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops") }
-            guard ops.pointee.struct_size >= UInt32(MemoryLayout<smaf_allocator_ops>.size) else {
-                return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_allocator_ops>.size)")
+            guard ops.pointee.struct_size >= ABI1.allocatorOps else {
+                return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.allocatorOps)")
             }
             let missing = [("match", ops.pointee.match == nil), ("allocate", ops.pointee.allocate == nil),
                            ("release", ops.pointee.release == nil)].filter(\.1).map(\.0)
@@ -109,8 +119,8 @@ struct PluginLoader {
             allocatorOps = ops
         case SMAF_PLUGIN_KIND_SECURE.rawValue:
             guard let ops = p.secure else { return refuse("'\(name)' is a secure module without secure ops") }
-            guard ops.pointee.struct_size >= UInt32(MemoryLayout<smaf_secure_ops>.size) else {
-                return refuse("'\(name)': struct smaf_secure_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(MemoryLayout<smaf_secure_ops>.size)")
+            guard ops.pointee.struct_size >= ABI1.secureOps else {
+                return refuse("'\(name)': struct smaf_secure_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.secureOps)")
             }
             // SMAF v8: every secure op is mandatory; a module that cannot revoke cannot be trusted.
             let missing = [("create_context", ops.pointee.create_context == nil), ("destroy_context", ops.pointee.destroy_context == nil),

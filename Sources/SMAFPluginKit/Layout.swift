@@ -4,6 +4,7 @@ extension PluginRequest {
     /// Shared by every allocator that lays out memory itself (memfd, cma).
     public func linearLayout(merged: PluginConstraints, defaultPitchAlignment: UInt64) -> Result<ImageLayout, ImageLayout.Failure> {
         guard let format, isImage else {
+            if size == 0 { return .failure(.zeroDimension(width: 0, height: 0)) }
             if merged.maxSize > 0 && size > merged.maxSize { return .failure(.exceedsMaxSize(size: size, max: merged.maxSize)) }
             return .success(.bytes(size))
         }

@@ -5,6 +5,9 @@ public enum Memory {
     /// The system page size: every buffer smaf hands out is a whole number of pages.
     public static let pageSize: UInt64 = UInt64(sysconf(Int32(_SC_PAGESIZE)))
 
+    /// The machine's RAM in bytes (0 if unknown): nothing larger can be allocated.
+    public static let physicalRAM: UInt64 = UInt64(max(sysconf(Int32(_SC_PHYS_PAGES)), 0)) &* pageSize
+
     /// `size` rounded up to whole pages, nil on overflow.
     public static func pageRounded(_ size: UInt64) -> UInt64? { alignUp(size, pageSize) }
 }

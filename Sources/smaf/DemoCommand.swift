@@ -71,7 +71,7 @@ struct DemoCommand: ParsableCommand {
             }
         }
 
-        section("benchmark: allocate + export + release, \(iterations) iterations, median (p90)")
+        section("benchmark: allocate + export + release, smaf vs raw syscalls interleaved, \(iterations) cycles each")
         print(try DemoBenchmark(registry: registry, iterations: iterations).table())
     }
 

@@ -19,7 +19,7 @@ struct SMAFCommand: ParsableCommand {
           SMAF_LOG          error | warning | info | debug (loading and every match verdict)
           SMAF_CONFIG       a config file instead of ~/.config/smaf/smaf.conf or /etc/smaf/smaf.conf
         """,
-        subcommands: [DemoCommand.self, ListCommand.self, AllocCommand.self, ProbeCommand.self, CMACommand.self],
+        subcommands: [DemoCommand.self, ListCommand.self, AllocCommand.self, ProbeCommand.self, CMACommand.self, ScanoutCommand.self, PluginCommand.self, BenchCommand.self],
         defaultSubcommand: nil
     )
 

@@ -14,6 +14,23 @@
  *   FIXTURE_ALLOC_FAILS  match() accepts but allocate() fails with -ENOMEM
  *   FIXTURE_REJECT       match() always rejects with a reason
  *   FIXTURE_CONTIGUOUS   claims (falsely, it is a test) verified contiguity
+ *   FIXTURE_ABI_MINOR    ABI minor it claims to be built for (default SMAF_PLUGIN_ABI_MINOR)
+ *
+ * Without FIXTURE_STRICT it accepts nearly anything (what the loader and
+ * selection tests want). FIXTURE_STRICT makes it a conformant allocator that
+ * `smaf plugin check` passes: it refuses what it cannot serve and lays images
+ * out as the devices ask. Each switch below breaks one promise on top of it,
+ * so the conformance tests can show every check failing for its reason:
+ *
+ *   FIXTURE_STRICT              the conformant baseline described above
+ *   FIXTURE_ACCEPTS_BAD_REQUESTS  skips the request validation (0 bytes, overflow, unknown formats)
+ *   FIXTURE_NONDETERMINISTIC    match() accepts and rejects on alternate calls
+ *   FIXTURE_MATCH_SIDE_EFFECT   match() creates a memfd and keeps it
+ *   FIXTURE_LIES_ABOUT_SIZE     reports the size asked for, backs half of it
+ *   FIXTURE_WRONG_PITCH         packs rows tightly, ignoring the pitch alignment
+ *   FIXTURE_LEAK_FD             allocate() keeps a dup of the fd that release() never closes
+ *   FIXTURE_THREAD_UNSAFE       allocate() passes the fd through an unlocked global
+ *   FIXTURE_CLOSE_LEAKS         open() opens a memfd that close() never closes
  *
  * Its memory is a real memfd, so allocations can be mapped and checked.
  */
@@ -38,8 +55,155 @@
 #ifndef FIXTURE_ABI_REQUIRED
 #define FIXTURE_ABI_REQUIRED 0
 #endif
+#ifndef FIXTURE_ABI_MINOR
+#define FIXTURE_ABI_MINOR SMAF_PLUGIN_ABI_MINOR
+#endif
 
 static int opened;
+
+#ifdef FIXTURE_STRICT
+/* The conformant baseline: a linear layout that honours the merged
+ * constraints, and a refusal with the reason for everything else. */
+#define FIXTURE_FOURCC(a, b, c, d) \
+    ((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
+
+/* Bytes per pixel of the single-plane formats it lays out; 0 for others. */
+static uint64_t strict_bpp(uint32_t fourcc)
+{
+    switch (fourcc) {
+    case FIXTURE_FOURCC('X', 'R', '2', '4'): case FIXTURE_FOURCC('A', 'R', '2', '4'):
+    case FIXTURE_FOURCC('X', 'B', '2', '4'): case FIXTURE_FOURCC('A', 'B', '2', '4'):
+        return 4;
+    case FIXTURE_FOURCC('R', 'G', '1', '6'):
+        return 2;
+    case FIXTURE_FOURCC('R', '8', ' ', ' '):
+        return 1;
+    }
+    return 0;
+}
+
+/* x rounded up to a multiple of `align` (0 or 1: unchanged); 0 on overflow. */
+static uint64_t strict_round(uint64_t x, uint64_t align)
+{
+    if (align <= 1)
+        return x;
+    if (x > UINT64_MAX - (align - 1))
+        return 0;
+    return (x + align - 1) / align * align;
+}
+
+/* The layout for `r` under `m`: 0 with the pitch and size, or -EINVAL with `why`. */
+static int strict_layout(const struct smaf_request *r, const struct smaf_constraints *m,
+                         uint64_t *pitch, uint64_t *size, char *why, size_t why_size)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    *pitch = 0;
+    *size = r->size;
+#ifndef FIXTURE_ACCEPTS_BAD_REQUESTS
+    if (r->size == 0 || r->size > (uint64_t)INT64_MAX - page)
+        return snprintf(why, why_size, "%llu bytes is not a size this fixture allocates",
+                        (unsigned long long)r->size), -EINVAL;
+#endif
+    if (r->flags)
+        return snprintf(why, why_size, "request flags 0x%x are not supported", r->flags), -EINVAL;
+    if (m->flags & (SMAF_CONSTRAINT_CONTIGUOUS | SMAF_CONSTRAINT_SECURE | SMAF_CONSTRAINT_DMABUF) || m->import_node)
+        return snprintf(why, why_size, "memfd memory: not contiguous, not secure, not a dma-buf"), -EINVAL;
+    if ((m->dma_address_bits && m->dma_address_bits < 64) || m->address_alignment > page)
+        return snprintf(why, why_size, "no address guarantees beyond page alignment"), -EINVAL;
+    for (uint32_t i = 0; i < r->modifier_count; i++)
+        if (r->modifiers[i] == 0)
+            goto linear_ok;
+    if (r->modifier_count)
+        return snprintf(why, why_size, "LINEAR only"), -EINVAL;
+linear_ok:
+    if (r->width) {
+        uint64_t bpp = strict_bpp(r->fourcc);
+#ifndef FIXTURE_ACCEPTS_BAD_REQUESTS
+        if (!bpp)
+            return snprintf(why, why_size, "format 0x%08x is not one this fixture lays out", r->fourcc), -EINVAL;
+#else
+        if (!bpp)
+            bpp = 4;
+#endif
+        if ((m->max_width && r->width > m->max_width) || (m->max_height && r->height > m->max_height))
+            return snprintf(why, why_size, "%ux%u is over the devices' maximum", r->width, r->height), -EINVAL;
+#ifdef FIXTURE_WRONG_PITCH
+        *pitch = r->width * bpp;
+#else
+        *pitch = strict_round(r->width * bpp, m->pitch_alignment);
+#endif
+        uint64_t rows = strict_round(r->height, m->height_alignment);
+        if (!*pitch || !rows || (m->max_pitch && *pitch > m->max_pitch) || *pitch > UINT64_MAX / rows)
+            return snprintf(why, why_size, "no pitch fits the devices' alignment and maximum"), -EINVAL;
+        if (*pitch * rows > *size)
+            *size = *pitch * rows;
+    }
+    if (m->max_size && *size > m->max_size)
+        return snprintf(why, why_size, "%llu bytes is over the max size %llu",
+                        (unsigned long long)*size, (unsigned long long)m->max_size), -EINVAL;
+    *size = strict_round(*size, page);
+    return 0;
+}
+
+static int strict_match(const struct smaf_request *r, const struct smaf_constraints *m,
+                        struct smaf_verdict *verdict)
+{
+    uint64_t pitch, size;
+#ifdef FIXTURE_NONDETERMINISTIC
+    static int calls;
+    if (calls++ % 2)
+        return snprintf(verdict->reason, sizeof verdict->reason, "busy every other call"), 0;
+#endif
+#ifdef FIXTURE_MATCH_SIDE_EFFECT
+    (void)memfd_create("smaf-fixture-match", MFD_CLOEXEC); /* kept: the side effect */
+#endif
+    return strict_layout(r, m, &pitch, &size, verdict->reason, sizeof verdict->reason) == 0;
+}
+
+static int strict_allocate(const struct smaf_request *r, const struct smaf_constraints *m,
+                           struct smaf_allocation *out, char *error, size_t error_size)
+{
+    uint64_t pitch, size;
+    int rc = strict_layout(r, m, &pitch, &size, error, error_size);
+    if (rc)
+        return rc;
+    int fd = memfd_create("smaf-fixture", MFD_CLOEXEC);
+#ifdef FIXTURE_LIES_ABOUT_SIZE
+    off_t backed = (off_t)(size / 2);
+#else
+    off_t backed = (off_t)size;
+#endif
+    if (fd < 0 || ftruncate(fd, backed) < 0) {
+        int err = errno;
+        snprintf(error, error_size, "memfd: %s", strerror(err));
+        if (fd >= 0)
+            close(fd);
+        return -err;
+    }
+#ifdef FIXTURE_LEAK_FD
+    (void)dup(fd); /* "bookkeeping" release() never closes */
+#endif
+#ifdef FIXTURE_THREAD_UNSAFE
+    static int slot; /* shared by every thread, no lock */
+    slot = fd;
+    usleep(1000);
+    fd = slot;
+#endif
+    out->fd = fd;
+    out->size = size;
+    out->flags = SMAF_ALLOCATION_CPU_MAPPABLE;
+    out->fourcc = r->fourcc;
+    out->width = r->width;
+    out->height = r->height;
+    out->modifier = 0;
+    out->plane_count = 1;
+    out->planes[0].fd = -1;
+    out->planes[0].offset = 0;
+    out->planes[0].stride = (uint32_t)pitch;
+    snprintf(out->detail, sizeof out->detail, "%s memfd (strict)", FIXTURE_NAME);
+    return 0;
+}
+#endif /* FIXTURE_STRICT */
 
 static int fixture_open(const struct smaf_core *core, void **ctx, char *error, size_t error_size)
 {
@@ -54,6 +218,11 @@ static int fixture_open(const struct smaf_core *core, void **ctx, char *error, s
         if (v && core->log)
             core->log(core->core_data, SMAF_LOG_INFO, FIXTURE_NAME, v);
     }
+#ifdef FIXTURE_CLOSE_LEAKS
+    /* A "pool" fd that fixture_close forgets. */
+    if (memfd_create("smaf-fixture-pool", MFD_CLOEXEC) < 0)
+        return -errno;
+#endif
     *ctx = &opened;
     opened++;
     return 0;
@@ -75,6 +244,8 @@ static int fixture_match(void *ctx, const struct smaf_request *request,
 #ifdef FIXTURE_REJECT
     snprintf(verdict->reason, sizeof verdict->reason, "%s never accepts (test fixture)", FIXTURE_NAME);
     return 0;
+#elif defined(FIXTURE_STRICT)
+    return strict_match(request, merged, verdict);
 #else
     if (merged->flags & SMAF_CONSTRAINT_SECURE) {
         snprintf(verdict->reason, sizeof verdict->reason, "no secure memory here");
@@ -94,6 +265,8 @@ static int fixture_allocate(void *ctx, const struct smaf_request *request,
     (void)request; (void)out;
     snprintf(error, error_size, "pool exhausted (test fixture)");
     return -ENOMEM;
+#elif defined(FIXTURE_STRICT)
+    return strict_allocate(request, merged, out, error, error_size);
 #else
     long page = sysconf(_SC_PAGESIZE);
     uint64_t size = (request->size + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
@@ -143,7 +316,7 @@ static const struct smaf_allocator_ops ops = {
 __attribute__((unused)) static const struct smaf_plugin plugin = {
     .struct_size = sizeof(struct smaf_plugin),
     .abi_major = FIXTURE_ABI_MAJOR,
-    .abi_minor = SMAF_PLUGIN_ABI_MINOR,
+    .abi_minor = FIXTURE_ABI_MINOR,
     .abi_minor_required = FIXTURE_ABI_REQUIRED,
     .kind = SMAF_PLUGIN_KIND_ALLOCATOR,
     .name = FIXTURE_NAME,

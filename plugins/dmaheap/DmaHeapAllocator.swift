@@ -113,6 +113,11 @@ final class DmaHeapAllocator: AllocatorPlugin {
         case .success(let layout): size = layout.size
         case .failure(let failure): return .reject(failure.description)
         }
+        // The system heap allocates page by page: an impossible size would
+        // run the machine into the OOM killer before failing.
+        if Memory.physicalRAM > 0 && size > Memory.physicalRAM {
+            return .reject("\(size) bytes is more than this machine's \(Memory.physicalRAM) bytes of RAM")
+        }
         let pages = (Memory.pageRounded(size) ?? size) / Memory.pageSize
         let alignment = Self.promisedAlignment(heap, pages: pages)
         if merged.addressAlignment > alignment {

@@ -94,6 +94,9 @@ final class DumbAllocator: AllocatorPlugin {
         if !request.accepts(.linear) && !request.accepts(.invalid) {
             return .reject("dumb buffers are LINEAR; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
         }
+        for (name, value, max) in [("width", request.width, merged.maxWidth), ("height", request.height, merged.maxHeight)] where max > 0 && value > max {
+            return .reject("\(name) \(value) exceeds the max \(name) \(max)")
+        }
         if merged.needsContiguous { return .reject("dumb buffers are not verified physically contiguous") }
         if merged.isSecure { return .reject("dumb buffers are CPU-mappable; a secure buffer needs a secure allocator") }
         if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 {

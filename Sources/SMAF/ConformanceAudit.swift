@@ -1,0 +1,165 @@
+import CSMAFPlugin
+import Glibc
+import SMAFFormats
+import SMAFSys
+
+/// Does an allocation keep what the plugin promised by accepting the request?
+/// Checked against the C structs the plugin saw and against the fd itself
+/// (its size, whether the kernel calls it a dma-buf, whether it maps), never
+/// against the plugin's own description alone.
+enum AllocationAudit {
+    /// Every broken promise, one phrase each; empty when the allocation holds up.
+    static func violations(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
+        let r = c.request.pointee, m = c.merged.pointee
+        var v: [String] = []
+        let fdFlags = fcntl(a.fd, F_GETFD)
+        guard fdFlags >= 0 else { return ["fd \(a.fd) is not an open descriptor"] }
+        if fdFlags & FD_CLOEXEC == 0 { v.append("fd \(a.fd) is not close-on-exec (it would leak into programs the application runs)") }
+
+        if a.size == 0 { v.append("handed out a buffer of 0 bytes") }
+        if a.size < r.size { v.append("size \(a.size) is smaller than the \(r.size) bytes asked for") }
+        if let actual = fdSize(a.fd), actual < a.size {
+            v.append("the fd holds \(actual) bytes, not the \(a.size) the allocation reports")
+        }
+        if m.max_size > 0 && a.size > m.max_size { v.append("size \(a.size) exceeds the max size \(m.max_size)") }
+
+        let exporterName = withUnsafeBytes(of: a.exporter) { cString($0) }
+        let kernelExporter = DmaBuf.exporterName(a.fd)
+        let claimsDmaBuf = a.flags & SMAF_ALLOCATION_DMABUF.rawValue != 0
+        if claimsDmaBuf && kernelExporter == nil { v.append("claims to be a dma-buf, but the kernel does not call the fd one (no exp_name in fdinfo)") }
+        if claimsDmaBuf && exporterName.isEmpty { v.append("a dma-buf that names no exporter (smaf_allocation.exporter)") }
+        if needsDmaBuf(c) && !claimsDmaBuf { v.append("a device must import a dma-buf, but the allocation is not one") }
+        for device in devices(c) where device.importable_count > 0 && claimsDmaBuf {
+            let names = (0..<Int(device.importable_count)).compactMap { device.importable_from?[$0].map { String(cString: $0) } }
+            if !names.contains(exporterName) {
+                v.append("device \(device.name.map { String(cString: $0) } ?? "?") imports only from \(names.joined(separator: ", ")), not \(exporterName)")
+            }
+        }
+
+        let mappable = a.flags & SMAF_ALLOCATION_CPU_MAPPABLE.rawValue != 0
+        let readOnly = a.flags & SMAF_ALLOCATION_READ_ONLY.rawValue != 0
+        if m.flags & SMAF_CONSTRAINT_CPU_ACCESS.rawValue != 0 && !mappable { v.append("the CPU must map it, but it is not CPU-mappable") }
+        if m.flags & SMAF_CONSTRAINT_SECURE.rawValue != 0 && mappable { v.append("a secure request got CPU-mappable memory") }
+        if mappable, let problem = mapProblem(a.fd, size: a.size, writable: !readOnly) { v.append(problem) }
+        if readOnly && mapsWritable(a.fd, size: a.size) { v.append("claims read-only, but a writable shared mapping works") }
+
+        let contiguous = a.flags & SMAF_ALLOCATION_CONTIGUOUS.rawValue != 0
+        if m.flags & SMAF_CONSTRAINT_CONTIGUOUS.rawValue != 0 && !contiguous {
+            v.append("a device needs physically contiguous memory, but the allocation does not claim it")
+        }
+        if contiguous && mappable, let runs = physicalRuns(a.fd, size: a.size), runs > 1 {
+            v.append("claims physically contiguous, but /proc/self/pagemap shows \(runs) separate runs")
+        }
+        if r.width != 0 { v += imageViolations(r, m, a, modifiers: requestModifiers(c)) }
+        return v
+    }
+
+    private static func imageViolations(_ r: smaf_request, _ m: smaf_constraints, _ a: smaf_allocation,
+                                        modifiers: [UInt64]) -> [String] {
+        var v: [String] = []
+        if a.fourcc != r.fourcc || a.width != r.width || a.height != r.height {
+            v.append("describes a \(a.width)x\(a.height) \(FourCC(rawValue: a.fourcc).code) image, not the \(r.width)x\(r.height) \(FourCC(rawValue: r.fourcc).code) asked for")
+        }
+        if m.max_width > 0 && a.width > m.max_width { v.append("width \(a.width) exceeds the max width \(m.max_width)") }
+        if m.max_height > 0 && a.height > m.max_height { v.append("height \(a.height) exceeds the max height \(m.max_height)") }
+        if !modifiers.isEmpty && !modifiers.contains(a.modifier) {
+            v.append("modifier \(Modifier(rawValue: a.modifier)) is not among those the devices accept (\(modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", ")))")
+        }
+        let count = Int(a.plane_count)
+        let info = FormatInfo.lookup(FourCC(rawValue: r.fourcc))
+        guard count >= 1 && count <= Int(SMAF_MAX_PLANES) else { return v + ["plane_count \(count) is not 1...\(SMAF_MAX_PLANES)"] }
+        if let info, count != info.planeCount { v.append("\(count) planes, \(info.name) has \(info.planeCount)") }
+        let planes = withUnsafeBytes(of: a.planes) { Array($0.bindMemory(to: smaf_plane.self).prefix(count)) }
+        let minimal = info.flatMap { try? ImageLayout.linear(width: r.width, height: r.height, format: $0.fourcc) }
+        for (i, p) in planes.enumerated() {
+            let stride = UInt64(p.stride)
+            if m.pitch_alignment > 1 && stride % m.pitch_alignment != 0 {
+                v.append("plane \(i) pitch \(stride) is not a multiple of the pitch alignment \(m.pitch_alignment)")
+            }
+            if m.max_pitch > 0 && stride > m.max_pitch { v.append("plane \(i) pitch \(stride) exceeds the max pitch \(m.max_pitch)") }
+            guard p.fd < 0 else { continue } // a plane in its own fd: its bounds are that fd's business
+            if p.offset >= a.size { v.append("plane \(i) starts at \(p.offset), past the \(a.size) bytes"); continue }
+            guard a.modifier == Modifier.linear.rawValue, let info, let minimal, i < minimal.planes.count else { continue }
+            if stride < minimal.planes[i].pitch {
+                v.append("plane \(i) pitch \(stride) is below the \(minimal.planes[i].pitch) bytes a row of \(r.width) pixels needs")
+            }
+            let rows = i == 0 ? UInt64(r.height) : (UInt64(r.height) + UInt64(info.vsub) - 1) / UInt64(info.vsub)
+            let (span, overflow) = stride.multipliedReportingOverflow(by: rows)
+            if overflow || p.offset > a.size || span > a.size - p.offset {
+                v.append("plane \(i) (offset \(p.offset), \(rows) rows of \(stride) bytes) runs past the \(a.size) bytes")
+            }
+        }
+        return v
+    }
+
+    // MARK: what the call asked for
+
+    static func devices(_ c: CallStructs) -> [smaf_constraints] {
+        (0..<c.deviceCount).compactMap { c.devicePointers[$0]?.pointee }
+    }
+
+    static func needsDmaBuf(_ c: CallStructs) -> Bool {
+        let dmabuf = SMAF_CONSTRAINT_DMABUF.rawValue
+        return c.merged.pointee.flags & dmabuf != 0 || c.merged.pointee.import_node != nil
+            || devices(c).contains { $0.flags & dmabuf != 0 || $0.import_node != nil }
+    }
+
+    static func requestModifiers(_ c: CallStructs) -> [UInt64] {
+        let r = c.request.pointee
+        guard let list = r.modifiers else { return [] }
+        return Array(UnsafeBufferPointer(start: list, count: Int(r.modifier_count)))
+    }
+
+    // MARK: what the fd really is
+
+    /// Bytes behind an fd someone else owns: fstat, else lseek (dma-bufs).
+    static func fdSize(_ fd: CInt) -> UInt64? {
+        var st = stat()
+        if fstat(fd, &st) == 0 && st.st_size > 0 { return UInt64(st.st_size) }
+        // dma-bufs report their size at SEEK_END (and refuse SEEK_CUR); the
+        // offset goes back where it was, or to 0, where a dma-buf's always is.
+        let here = lseek(fd, 0, SEEK_CUR)
+        let end = lseek(fd, 0, SEEK_END)
+        _ = lseek(fd, max(here, 0), SEEK_SET)
+        return end >= 0 ? UInt64(end) : nil
+    }
+
+    /// Why a shared mapping of the whole allocation fails, nil if it works.
+    static func mapProblem(_ fd: CInt, size: UInt64, writable: Bool) -> String? {
+        guard size > 0, size <= UInt64(Int.max) else { return "claims CPU-mappable, but \(size) bytes cannot be mapped" }
+        do {
+            let mapping = try Mapping(fd: fd, length: Int(size), writable: writable)
+            _ = mapping.bytes[0] // the first page must really be there
+            return nil
+        } catch {
+            return "claims CPU-mappable, but \(error)"
+        }
+    }
+
+    static func mapsWritable(_ fd: CInt, size: UInt64) -> Bool {
+        guard size > 0, size <= UInt64(Int.max) else { return false }
+        do {
+            _ = try Mapping(fd: fd, length: Int(size), writable: true)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// Physically contiguous runs behind a mappable fd, nil when the frames
+    /// cannot be read (not root) or the buffer is too big to fault in here.
+    static func physicalRuns(_ fd: CInt, size: UInt64) -> Int? {
+        guard size > 0, size <= 256 << 20 else { return nil }
+        do {
+            let mapping = try Mapping(fd: fd, length: Int(size), writable: false)
+            let pages = Int(size / Memory.pageSize)
+            var sum: UInt8 = 0
+            for page in 0..<pages { sum &+= mapping.bytes[page * Int(Memory.pageSize)] } // fault every page in
+            _ = sum
+            let frames = try Pagemap.frames(of: mapping.base, pages: pages)
+            return frames.isVerified ? frames.ranges(consecutive: true).count : nil
+        } catch {
+            return nil
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import ArgumentParser
+import Glibc
+import SMAF
+import SMAFSys
+
+struct PluginCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugin",
+        abstract: "Write a new allocator plugin project, or check a plugin binary against the ABI.",
+        discussion: """
+        docs/PLUGINS.md describes the ABI these commands hold plugins to.
+        """,
+        subcommands: [New.self, Check.self]
+    )
+
+    struct New: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a complete out-of-tree plugin project that builds against an installed smaf.",
+            discussion: """
+            --lang swift: a SwiftPM package depending on smaf's source tree (for SMAFPluginKit),
+            building libsmafplugin_NAME.so with `swift build`.
+            --lang c: NAME.c and a Makefile taking <smaf/plugin.h> from `pkg-config smaf-plugin`.
+            Either loads as written: SMAF_PLUGIN_PATH=<the .so> smaf list.
+            """
+        )
+
+        enum Language: String, ExpressibleByArgument, CaseIterable { case swift, c }
+
+        @Argument(help: "The plugin's name: a lowercase letter, then [a-z0-9_-], at most 63 characters.")
+        var name: String
+        @Option(help: "swift or c.") var lang: Language
+        @Option(help: "The folder to write (default: ./NAME). Must not exist or be empty.")
+        var output: String?
+        @Option(help: "For --lang swift: smaf's source tree the package depends on (default: PREFIX/share/smaf/source).")
+        var smafSource: String?
+
+        func validate() throws {
+            let ok = name.utf8.count < 64 && name.utf8.first.map { $0 >= 0x61 && $0 <= 0x7a } == true
+                && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f || $0 == 0x2d }
+            guard ok else { throw ValidationError("name: '\(name)' is not a lowercase letter followed by [a-z0-9_-] (at most 63)") }
+            if smafSource != nil && lang != .swift { throw ValidationError("--smaf-source is for --lang swift") }
+        }
+
+        func run() throws {
+            let dir = output ?? name
+            try requireEmptyFolder(dir)
+            let files: [PluginTemplates.File]
+            switch lang {
+            case .swift:
+                let source = try absolute(smafSource ?? Self.installedSource())
+                files = PluginTemplates.swift(name: name, smafSource: source)
+            case .c:
+                files = PluginTemplates.c(name: name)
+            }
+            for file in files { try write(file.contents, to: "\(dir)/\(file.path)") }
+            print("wrote \(lang.rawValue) plugin '\(name)' in \(dir):")
+            for file in files { print("  \(file.path)") }
+            print(lang == .swift
+                  ? "next: cd \(dir) && swift build && smaf plugin check .build/debug/libsmafplugin_\(name).so"
+                  : "next: cd \(dir) && make && smaf plugin check ./libsmafplugin_\(name).so")
+        }
+
+        /// PREFIX/share/smaf/source, PREFIX being the folder above this executable's bin/.
+        static func installedSource() -> String {
+            let exe = realPath("/proc/self/exe") ?? "/usr/local/bin/smaf"
+            let bin = exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]
+            let prefix = bin[..<(bin.lastIndex(of: "/") ?? bin.startIndex)]
+            return "\(prefix)/share/smaf/source"
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the conformance checks against a plugin binary.",
+            discussion: """
+            Loads the plugin through smaf's own loader and checks: \(Conformance.checks.map(\.name).joined(separator: ", ")).
+            One PASS/FAIL/SKIP line per check with the reason; exit status 1 if any check failed.
+            SKIP means nothing to check with (e.g. no device on this machine the plugin serves).
+            SMAF_LOG=debug shows the plugin's own log lines.
+            """
+        )
+
+        @Argument(help: "The plugin's .so file.") var path: String
+        @Flag(help: "Print JSON for scripts instead of text.") var json = false
+
+        struct ReportJSON: Encodable {
+            var report: ConformanceReport
+            func encode(to encoder: any Encoder) throws {
+                try report.encode(to: encoder)
+                var c = encoder.container(keyedBy: Key.self)
+                try c.encode(report.passed, forKey: .passed)
+            }
+            enum Key: String, CodingKey { case passed }
+        }
+
+        func run() throws {
+            // dlopen searches the library path for a name without a slash; the user means this file.
+            guard access(path, R_OK) == 0 else {
+                throw CommandFailure(message: "plugin check: cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            let file = path.contains("/") ? path : "./\(path)"
+            // The plugin's code runs in this process: if a bad request makes it eat
+            // all memory, the OOM killer should take the checker, not a bystander.
+            if let adj = fopen("/proc/self/oom_score_adj", "w") { fputs("1000", adj); fclose(adj) }
+            let level = getenv("SMAF_LOG").flatMap { LogLevel(parsing: String(cString: $0)) } ?? .error
+            if !json { print("checking \(file)") }
+            let width = Conformance.checks.map(\.name.count).max() ?? 0
+            let report = Conformance.run(path: file, logLevel: level) { check in
+                guard !json else { return }
+                print("\(check.outcome.rawValue.uppercased().padded(4))  \(check.name.padded(width))  \(check.reason)")
+                fflush(nil) // a plugin that crashes the next check leaves this line behind
+            }
+            if json {
+                try printJSON(ReportJSON(report: report))
+            } else {
+                let count = { (o: ConformanceCheck.Outcome) in report.checks.filter { $0.outcome == o }.count }
+                print("\(report.plugin ?? file): \(count(.pass)) passed, \(count(.fail)) failed, \(count(.skip)) skipped")
+            }
+            if !report.passed { throw ExitCode(1) }
+        }
+    }
+}
+
+private func realPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
+}
+
+private func absolute(_ path: String) throws -> String {
+    if path.hasPrefix("/") { return path }
+    guard let cwd = getcwd(nil, 0) else { throw CommandFailure(message: "getcwd failed: \(String(cString: strerror(errno)))") }
+    defer { free(cwd) }
+    return "\(String(cString: cwd))/\(path)"
+}
+
+/// Refuses to write into a folder that has something in it.
+private func requireEmptyFolder(_ dir: String) throws {
+    guard let d = opendir(dir) else {
+        if errno == ENOENT { return }
+        throw CommandFailure(message: "plugin new: \(dir): \(String(cString: strerror(errno)))")
+    }
+    defer { closedir(d) }
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name != "." && name != ".." { throw CommandFailure(message: "plugin new: \(dir) exists and is not empty") }
+    }
+}
+
+/// Writes `contents` to `path`, creating the folders on the way.
+private func write(_ contents: String, to path: String) throws {
+    var folder = path.hasPrefix("/") ? "" : "."
+    for part in path.split(separator: "/").dropLast() {
+        folder += "/\(part)"
+        if mkdir(folder, 0o755) != 0 && errno != EEXIST {
+            throw CommandFailure(message: "plugin new: mkdir \(folder): \(String(cString: strerror(errno)))")
+        }
+    }
+    do {
+        let fd = try UniqueFD.open(path, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        let bytes = Array(contents.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = try retryingSyscall("write", context: path) {
+                bytes.withUnsafeBytes { Glibc.write(fd.rawValue, $0.baseAddress! + offset, bytes.count - offset) }
+            }
+            offset += n
+        }
+    } catch {
+        throw CommandFailure(message: "plugin new: \(error)")
+    }
+}

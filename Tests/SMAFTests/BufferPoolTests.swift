@@ -1,0 +1,157 @@
+import Foundation
+import SMAF
+import SMAFSys
+import Testing
+
+/// BufferPool on the host (memfd memory) and AllocatorRegistry.choose.
+/// Serialized: the leak checks compare this process's fd count.
+@Suite(.serialized) struct BufferPoolTests {
+    func registry(_ extra: [String] = []) throws -> AllocatorRegistry {
+        try TestSupport.registry([TestSupport.shippedPlugin("memfd")] + extra)
+    }
+
+    /// The inode behind a buffer's memory, to tell one allocation from another.
+    func inode(_ buffer: Buffer) throws -> UInt64 {
+        let fd = try buffer.exportFD()
+        var st = stat()
+        #expect(fstat(fd.rawValue, &st) == 0)
+        return UInt64(st.st_ino)
+    }
+
+    func fill(_ buffer: Buffer, _ byte: UInt8) throws {
+        _ = try buffer.withCPUAccess(.write) { $0.initializeMemory(as: UInt8.self, repeating: byte) }
+    }
+
+    func bytes(_ buffer: Buffer) throws -> Set<UInt8> {
+        try buffer.withCPUAccess(.read) { Set($0) }
+    }
+
+    @Test func recycledMemoryComesBackScrubbedUnlessTheCallerOptsOut() throws {
+        let pool = BufferPool(registry: try registry())
+        let request = BufferRequest.bytes(1 << 16)
+        let first = try pool.acquire(request)
+        #expect(first.allocation != nil, "acquire hands out a buffer that already has memory")
+        let memory = try inode(first)
+        try fill(first, 0xAB)
+        pool.recycle(first)
+
+        let scrubbed = try pool.acquire(request)
+        #expect(try inode(scrubbed) == memory, "the same memory, recycled")
+        #expect(try bytes(scrubbed) == [0])
+        try fill(scrubbed, 0xCD)
+        pool.recycle(scrubbed)
+
+        let kept = try pool.acquire(request, scrub: false)
+        #expect(try inode(kept) == memory)
+        #expect(try bytes(kept) == [0xCD])
+        let s = pool.statistics
+        #expect((s.hits, s.misses, s.scrubs, s.scrubbedBytes, s.recycled) == (2, 1, 1, 1 << 16, 2))
+    }
+
+    @Test func aRecycledBufferObjectIsOver() throws {
+        let pool = BufferPool(registry: try registry())
+        let buffer = try pool.acquire(.bytes(4096))
+        pool.recycle(buffer)
+        let e = #expect(throws: SMAFError.self) { _ = try buffer.exportFD() }
+        #expect(e?.message == "buffer was released")
+        #expect(buffer.allocation == nil)
+    }
+
+    @Test func onlyTheSameRequestAndDevicesShareMemory() throws {
+        let pool = BufferPool(registry: try registry())
+        let a = try pool.acquire(.bytes(4096))
+        let memory = try inode(a)
+        pool.recycle(a)
+        let bigger = try pool.acquire(.bytes(8192))
+        let display = DeviceConstraints(name: "display", usage: [.scanout])
+        let withDevice = try pool.acquire(.bytes(4096), devices: [display])
+        #expect(try inode(bigger) != memory)
+        #expect(try inode(withDevice) != memory)
+        #expect(pool.statistics.hits == 0 && pool.statistics.pooledCount == 1)
+        pool.recycle(withDevice)
+        #expect(try inode(try pool.acquire(.bytes(4096), devices: [display])) != memory)
+        #expect(pool.statistics.hits == 1)
+    }
+
+    @Test func countAndByteLimitsEvictTheOldest() throws {
+        let pool = BufferPool(registry: try registry(), limits: .init(maxCount: 2, maxBytes: 3 << 16))
+        let buffers = try (0..<3).map { _ in try pool.acquire(.bytes(1 << 16)) }
+        let inodes = try buffers.map(inode)
+        buffers.forEach(pool.recycle)
+        #expect(pool.statistics.pooledCount == 2 && pool.statistics.evicted == 1)
+        #expect(pool.contents.count == 2)
+        // The newest comes back first; the oldest was evicted.
+        #expect(try inode(try pool.acquire(.bytes(1 << 16))) == inodes[2])
+        #expect(try inode(try pool.acquire(.bytes(1 << 16))) == inodes[1])
+
+        let big = try pool.acquire(.bytes(4 << 16))
+        pool.recycle(big)
+        #expect(pool.statistics.pooledBytes == 0, "a buffer over maxBytes alone is not kept")
+        #expect(pool.statistics.evicted == 2)
+    }
+
+    @Test func idleBuffersExpire() throws {
+        let pool = BufferPool(registry: try registry(), limits: .init(idleExpiry: .milliseconds(1)))
+        pool.recycle(try pool.acquire(.bytes(4096)))
+        #expect(pool.statistics.pooledCount == 1)
+        usleep(20_000)
+        pool.trim()
+        #expect(pool.statistics.pooledCount == 0 && pool.statistics.expired == 1)
+    }
+
+    @Test func secureBuffersAreNeverPooled() throws {
+        let pool = BufferPool(registry: try registry([TestSupport.shippedPlugin("test")]))
+        let buffer = try pool.registry.buffer(.bytes(4096))
+        try buffer.markSecure(module: "test")
+        try buffer.materialize()
+        pool.recycle(buffer)
+        #expect(pool.statistics.refused == 1 && pool.statistics.pooledCount == 0)
+        #expect(buffer.securityLog.contains { $0.contains("scrub: zeroed 4096 bytes") }, "released through its module: \(buffer.securityLog)")
+    }
+
+    @Test func drainAndDeinitReleaseEverything() throws {
+        let before = OpenFiles.count()
+        do {
+            let pool = BufferPool(registry: try registry())
+            for _ in 0..<3 { pool.recycle(try pool.acquire(.bytes(4096), scrub: false)) }
+            let buffers = try (0..<3).map { _ in try pool.acquire(.bytes(8192)) }
+            buffers.forEach(pool.recycle)
+            #expect(OpenFiles.count() > before)
+            pool.drain()
+            #expect(pool.statistics.pooledCount == 0)
+            #expect(OpenFiles.count() == before)
+            pool.recycle(try pool.acquire(.bytes(4096)))
+        }
+        #expect(OpenFiles.count() == before, "the pool's deinit released what it held")
+    }
+
+    @Test func chooseNamesTheWinnerWithoutAllocating() throws {
+        let reject = try TestSupport.fixture(name: "picky", rank: 300, "FIXTURE_REJECT")
+        let r = try registry([reject])
+        let before = OpenFiles.count()
+        let e = try r.choose(.bytes(1 << 20), devices: [DeviceConstraints(name: "cpu", usage: [.cpuRead])])
+        #expect(OpenFiles.count() == before, "nothing was allocated")
+        #expect(e.chosen == "memfd")
+        #expect(e.devices == ["cpu"])
+        #expect(e.entries.map(\.outcome) == [.rejected, .chosen])
+        #expect(e.entries.first?.reason == "picky never accepts (test fixture)")
+        // The same walk as a real allocation.
+        let buffer = try r.buffer(.bytes(1 << 20), devices: [DeviceConstraints(name: "cpu", usage: [.cpuRead])])
+        try buffer.materialize()
+        #expect(buffer.explanation?.entries.map(\.outcome) == e.entries.map(\.outcome))
+        #expect(buffer.explanation?.chosen == "memfd")
+    }
+
+    @Test func chooseRefusesWhatSelectionRefuses() throws {
+        let r = try registry()
+        let e1 = #expect(throws: SMAFError.self) { try r.choose(.bytes(0)) }
+        #expect(e1?.message == "size: a buffer of 0 bytes cannot be allocated")
+        let e2 = #expect(throws: SMAFError.self) { try r.choose(.bytes(4096, allocator: "nope")) }
+        #expect(e2?.message == "allocator: no allocator named 'nope' is loaded (known: memfd)")
+        var secure = DeviceConstraints(name: "tee", usage: [])
+        secure.secure = true
+        let nobody = try r.choose(.bytes(4096), devices: [secure])
+        #expect(nobody.chosen == nil)
+        #expect(nobody.entries.map(\.outcome) == [.rejected])
+    }
+}
