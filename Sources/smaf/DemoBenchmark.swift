@@ -26,6 +26,10 @@ struct DemoBenchmark {
             return (["  (no allocator with a raw baseline loaded: nothing to compare with raw syscalls)"] + report.notes.map { "  " + $0 })
                 .joined(separator: "\n")
         }
-        return (BenchTable.ratioTable(report) + report.notes.map { "  note: " + $0 }).joined(separator: "\n")
+        // One note per allocator: the sizes an unusable allocator skipped all say the same.
+        var seen: Set<Substring> = []
+        let notes = report.notes.filter { seen.insert($0.prefix { $0 != " " && $0 != ":" }).inserted }
+        return (BenchTable.ratioTable(report) + notes.flatMap { BenchTable.wrap("note: " + $0, width: 96).map { "  " + $0 } })
+            .joined(separator: "\n")
     }
 }
