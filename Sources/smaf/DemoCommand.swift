@@ -42,7 +42,12 @@ struct DemoCommand: ParsableCommand {
         plane.maxHeight = 4096
         plane.needsDmaBuf = !drm.isEmpty
         print("  display-plane: XR24/AR24 LINEAR or implicit, pitch multiple of 64, up to 4096x4096\(plane.needsDmaBuf ? ", imports a dma-buf" : "")")
-        let buffer = try registry.buffer(.image(width: 1920, height: 1080, format: .xrgb8888), devices: [plane])
+        // The CPU draws into it, so it is a device too: that is what makes an
+        // allocator promise a mapping (gbm then asks for a linear BO).
+        var cpu = DeviceConstraints(name: "cpu", usage: [.cpuWrite])
+        cpu.cpuAccess = true
+        print("  cpu: writes the pixels, so the buffer must be CPU-mappable")
+        let buffer = try registry.buffer(.image(width: 1920, height: 1080, format: .xrgb8888), devices: [plane, cpu])
         print("  buffer created: no memory yet (allocation is deferred until first use)")
         let exported = try buffer.exportFD()
         let a = try buffer.materialize()
