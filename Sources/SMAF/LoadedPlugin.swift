@@ -81,8 +81,7 @@ public final class LoadedPlugin: @unchecked Sendable {
             release(&allocation)
             return .failure(PluginFailure(errno: EPROTO, message: "allocate() succeeded but returned no fd"))
         }
-        let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return .failure(PluginFailure(errno: -rc, message: text.isEmpty ? "allocate() failed" : text))
+        return .failure(PluginFailure(errno: -rc, message: cString(message) ?? "allocate() failed"))
     }
 
     func release(_ allocation: inout smaf_allocation) {
@@ -96,7 +95,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         guard needed > 0 else { return nil }
         var buffer = [CChar](repeating: 0, count: needed + 1)
         _ = serialized { describe(context, &buffer, buffer.count) }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return cString(buffer) ?? ""
     }
 
     deinit {

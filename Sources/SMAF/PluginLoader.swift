@@ -1,5 +1,6 @@
 import CSMAFPlugin
 import CSMAFSys
+import SMAFSys
 import Glibc
 
 /// The struct sizes of ABI 1.0, the oldest plugins this core loads. They
@@ -136,9 +137,8 @@ struct PluginLoader {
         var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
         let rc = p.open(core.table, &context, &message, message.count)
         guard rc == 0 else {
-            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let err = rc < 0 ? " (\(String(cString: strerror(-rc))))" : ""
-            return refuse("'\(name)' open failed\(err): \(text.isEmpty ? "no reason given" : text)")
+            return refuse("'\(name)' open failed\(err): \(cString(message) ?? "no reason given")")
         }
         return .success(LoadedPlugin(name: name, path: path, table: table, allocatorOps: allocatorOps, secureOps: secureOps,
                                      context: context, core: core, abiMinor: min(p.abi_minor, minor)))
@@ -163,14 +163,9 @@ func realPath(_ path: String) -> String? {
 
 /// The *.so files in a folder, sorted so load order never depends on readdir.
 func sharedObjects(in dir: String, prefix: String?) -> [String] {
-    guard let d = opendir(dir) else { return [] }
-    defer { closedir(d) }
-    var names: [String] = []
-    while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name.hasSuffix(".so") && (prefix.map(name.hasPrefix) ?? true) { names.append(name) }
-    }
-    return names.sorted().map { "\(dir)/\($0)" }
+    ((try? Directory.entries(dir)) ?? [])
+        .filter { $0.hasSuffix(".so") && (prefix.map($0.hasPrefix) ?? true) }
+        .map { "\(dir)/\($0)" }
 }
 
 /// The folder of the image (executable or shared library) this code is in.

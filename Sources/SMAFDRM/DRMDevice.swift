@@ -74,14 +74,9 @@ public final class DRMDevice: Sendable {
     }
 
     private static func nodes(prefix: String) -> [String] {
-        guard let d = opendir("/dev/dri") else { return [] }
-        defer { closedir(d) }
-        var names: [String] = []
-        while let e = readdir(d) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name.hasPrefix(prefix) { names.append("/dev/dri/\(name)") }
-        }
-        return names.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
+        let names = ((try? Directory.entries("/dev/dri")) ?? []).filter { $0.hasPrefix(prefix) }
+        // card2 before card10.
+        return names.map { "/dev/dri/\($0)" }.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
     }
 }
 

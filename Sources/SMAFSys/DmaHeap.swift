@@ -11,14 +11,7 @@ public enum DmaHeap {
     /// The heaps this kernel offers ("system", "linux,cma", "reserved",
     /// "default_cma_region"...), sorted; empty when /dev/dma_heap is missing.
     public static func heapNames() -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        (try? Directory.entries(directory)) ?? []
     }
 
     /// DMA_HEAP_IOCTL_ALLOC: a new close-on-exec dma-buf of `size` bytes (the

@@ -1,17 +1,26 @@
 import Glibc
 
+public enum Directory {
+    /// The names in a folder, without "." and "..", sorted so that nothing
+    /// depends on readdir's order.
+    public static func entries(_ path: String) throws(SystemError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemError.current("opendir", context: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+}
+
 public enum OpenFiles {
     /// How many descriptors this process has open (entries of /proc/self/fd,
     /// less the one opendir itself uses). Leak tests compare it before and after.
     public static func count() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return -1 }
-        defer { closedir(dir) }
-        var n = 0
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { n += 1 }
-        }
-        return n - 1
+        guard let names = try? Directory.entries("/proc/self/fd") else { return -1 }
+        return names.count - 1
     }
 }
 

@@ -31,7 +31,7 @@ struct DemoCommand: ParsableCommand {
         if drm.isEmpty { print("  no DRM devices (/dev/dri is empty or missing)") }
         let limit = Udmabuf.sizeLimit().map { ", size limit \(formatBytes($0))" } ?? ""
         print("  \(Udmabuf.devicePath): \(access(Udmabuf.devicePath, W_OK) == 0 ? "present\(limit)" : "missing: memfd hands out plain memfds")")
-        let heaps = sharedEntries("/dev/dma_heap")
+        let heaps = DmaHeap.heapNames()
         print("  /dev/dma_heap: \(heaps.isEmpty ? "no heaps" : heaps.joined(separator: ", "))")
 
         section("a scanout-sized buffer: 1920x1080 XR24 for a display plane and the CPU")
@@ -83,13 +83,4 @@ struct DemoCommand: ParsableCommand {
     private func section(_ title: String) { print("\n== \(title)") }
 }
 
-func sharedEntries(_ dir: String) -> [String] {
-    guard let d = opendir(dir) else { return [] }
-    defer { closedir(d) }
-    var names: [String] = []
-    while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if !name.hasPrefix(".") { names.append(name) }
-    }
-    return names.sorted()
-}
+

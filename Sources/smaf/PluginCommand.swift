@@ -136,15 +136,12 @@ private func absolute(_ path: String) throws -> String {
 
 /// Refuses to write into a folder that has something in it.
 private func requireEmptyFolder(_ dir: String) throws {
-    guard let d = opendir(dir) else {
-        if errno == ENOENT { return }
-        throw CommandFailure(message: "plugin new: \(dir): \(String(cString: strerror(errno)))")
+    let names: [String]
+    do { names = try Directory.entries(dir) } catch {
+        if error.errno.rawValue == ENOENT { return }
+        throw CommandFailure(message: "plugin new: \(dir): \(error.errno.description)")
     }
-    defer { closedir(d) }
-    while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name != "." && name != ".." { throw CommandFailure(message: "plugin new: \(dir) exists and is not empty") }
-    }
+    if !names.isEmpty { throw CommandFailure(message: "plugin new: \(dir) exists and is not empty") }
 }
 
 /// Writes `contents` to `path`, creating the folders on the way.
