@@ -16,6 +16,11 @@ DESTDIR ?=
 BUILD := .build/$(CONFIG)
 DEST := $(DESTDIR)$(PREFIX)
 VERSION := 0.1.0
+# What loads by default once installed: the allocators and the policy
+# module. The test secure module (it grants what its settings say) and the
+# example plugins (shm, carveout) are built for the tests and the docs, never
+# installed where every smaf process would load them.
+SHIPPED_PLUGINS := memfd dmaheap dumb gbm cma policy
 
 .PHONY: all install install-files uninstall
 
@@ -30,7 +35,7 @@ install-files:
 	install -m 755 $(BUILD)/smaf $(DEST)/bin/smaf
 	install -m 755 $(BUILD)/libsmafapi.so $(DEST)/lib/libsmafapi.so
 	ln -sf libsmafapi.so $(DEST)/lib/libsmaf.so
-	install -m 755 $(BUILD)/libsmafplugin_*.so $(DEST)/lib/smaf/plugins/
+	install -m 755 $(foreach p,$(SHIPPED_PLUGINS),$(BUILD)/libsmafplugin_$(p).so) $(DEST)/lib/smaf/plugins/
 	install -m 644 Sources/CSMAFPlugin/include/smaf/plugin.h Sources/CSMAFAPI/include/smaf/smaf.h $(DEST)/include/smaf/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/smaf.pc.in > $(DEST)/lib/pkgconfig/smaf.pc
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/smaf-plugin.pc.in > $(DEST)/lib/pkgconfig/smaf-plugin.pc

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-heap.h>
 #include <linux/udmabuf.h>
@@ -68,4 +70,11 @@ int csmaf_dma_heap_alloc(int heap, uint64_t len, uint32_t fd_flags, uint64_t hea
     if (ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &data) < 0)
         return -1;
     return (int)data.fd;
+}
+
+_Static_assert(DMA_BUF_MAGIC == 0x444d4142, "DMA_BUF_MAGIC");
+
+long csmaf_fs_type(int fd) {
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 ? (long)fs.f_type : -1;
 }

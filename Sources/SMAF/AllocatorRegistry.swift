@@ -52,16 +52,9 @@ public final class AllocatorRegistry: Sendable {
     }
 
     struct Selection {
-        /// The allocator that won, nil if none did.
-        let chosen: LoadedPlugin?
-        /// Its allocation, when the walk allocated.
-        let allocation: smaf_allocation?
+        /// The memory of the allocator that won, nil if none did.
+        let winner: LiveAllocation?
         let explanation: Explanation
-
-        var winner: (LoadedPlugin, smaf_allocation)? {
-            guard let chosen, let allocation else { return nil }
-            return (chosen, allocation)
-        }
 
         /// The error when nobody won: every allocator's reason, in rank order.
         func failure() -> SMAFError {
@@ -75,24 +68,28 @@ public final class AllocatorRegistry: Sendable {
 
     /// Chooses and allocates for `request` under `constraints` (the walk in
     /// Selection.swift): the first allocator whose match() accepts and whose
-    /// allocate() succeeds wins. Every verdict lands in the explanation,
-    /// whether or not one wins; only a malformed request throws.
+    /// allocate() delivers what it promised wins. What a plugin hands back is
+    /// audited against the request and the fd itself before anyone sees it;
+    /// a lie is released and counts as a failed allocation. Every verdict
+    /// lands in the explanation, whether or not one wins; only a malformed
+    /// request throws.
     func select(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> Selection {
-        var won: smaf_allocation?
+        var won: LiveAllocation?
         let walk = try walk(request, constraints) { plugin, call in
             switch plugin.allocate(call) {
-            case .success(var allocation) where request.readOnly && allocation.flags & SMAF_ALLOCATION_READ_ONLY.rawValue == 0:
-                // Trust what the kernel will enforce, not what was asked for.
-                plugin.release(&allocation)
-                return .failed("accepted a read-only request but handed out a writable fd; released it")
-            case .success(let allocation):
-                won = allocation
+            case .success(var allocation):
+                let broken = AllocationAudit.claims(call, allocation)
+                guard broken.isEmpty else {
+                    plugin.release(&allocation)
+                    return .failed("allocate() succeeded but broke its promises: \(broken.joined(separator: "; ")); released it")
+                }
+                won = LiveAllocation(plugin: plugin, raw: allocation)
                 return .accepted("accepted; \(Self.detail(of: allocation))")
             case .failure(let failure):
                 return .failed("match accepted but allocate failed: \(failure.message) (\(errnoName(failure.errno)))")
             }
         }
-        return Selection(chosen: walk.chosen, allocation: won, explanation: walk.explanation)
+        return Selection(winner: won, explanation: walk.explanation)
     }
 }
 

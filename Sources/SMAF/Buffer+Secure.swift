@@ -5,12 +5,23 @@ import SMAFSys
 /// reach the memory and whether the CPU may map it.
 extension Buffer {
     /// Marks the buffer secure before it has memory, with `module` (a
-    /// loaded secure module's name) or the highest ranked one. As in SMAF,
-    /// marking a buffer secure with no secure module loaded is an error.
+    /// loaded secure module's name) or the highest ranked one above rank
+    /// none. As in SMAF, marking a buffer secure with no secure module
+    /// loaded is an error.
     public func markSecure(module name: String? = nil) throws(SMAFError) {
         let module = try registry.secureModule(named: name)
-        try stateMarkSecure(SecureSession(module: module, bufferID: id))
+        let session = try SecureSession(module: module, bufferID: id)
+        try state.withLock { (s) throws(SMAFError) in
+            guard !s.released else { throw SMAFError(.unsupported, "secure: buffer was released") }
+            guard s.live == nil else {
+                throw SMAFError(.unsupported, "secure: the buffer already has memory; mark it secure before its first use")
+            }
+            guard s.secure == nil else { throw SMAFError(.unsupported, "secure: the buffer is already secure") }
+            s.secure = session
+        }
     }
+
+    var secureSession: SecureSession? { state.withLock { $0.secure } }
 
     public var isSecure: Bool { secureSession != nil }
 
@@ -24,51 +35,36 @@ extension Buffer {
         secureSession?.cpuRefusal(access.secure)
     }
 
-    /// CPU access to a secure buffer: the module must allow it, and the CPU
-    /// holds a grant (a device named "cpu") only while `body` runs.
-    func withSecureCPUAccess<R>(_ secure: SecureSession, _ access: CPUAccess,
-                                _ body: (UnsafeMutableRawBufferPointer) throws -> R) throws -> R {
-        if let refusal = secure.cpuRefusal(access.secure) {
-            throw SMAFError(.accessDenied, "map: secure module \(secure.module.name) denies CPU \(access.secure) access: \(refusal)")
-        }
-        let live = try liveAllocation()
-        var cpu = DeviceConstraints(name: "cpu", usage: access.writable ? [.cpuRead, .cpuWrite] : [.cpuRead])
-        cpu.cpuAccess = true
-        try grantLocked(secure, cpu, length: live.info.size, access: access.secure)
-        defer { revokeLocked(secure, cpu.name) }
-        return try mapped(live, access, body)
-    }
-
     /// Zeroes the memory through a writable mapping, after every grant is
-    /// gone and before the context is destroyed. A read-only allocation
-    /// cannot be written here; its allocator zeroes memory when it hands it
-    /// out again (dma-heaps and dumb buffers both do).
-    func scrub(_ live: LiveAllocation) -> String {
-        guard live.info.cpuMappable, !live.info.readOnly else {
-            return "scrub: \(live.info.allocator) memory is \(live.info.readOnly ? "read-only to smaf" : "not CPU-mappable"); its allocator zero-fills on allocation"
+    /// gone and before the context is destroyed. Memory smaf cannot write
+    /// (a read-only fd) is left to its allocator only when the kernel shows
+    /// that nothing else references it any more; otherwise the scrub fails.
+    func scrub(_ live: LiveAllocation) throws(SMAFError) -> String {
+        let info = live.info
+        guard info.cpuMappable else {
+            // Memory the CPU cannot map (a TEE carve-out) is its allocator's to clear.
+            return "scrub: \(info.allocator) memory is not CPU-mappable; its allocator clears it"
         }
-        do {
-            try zeroFill(live)
-            return "scrub: zeroed \(live.info.size) bytes"
-        } catch {
-            return "scrub failed: \(error)"
+        guard info.readOnly else {
+            do { try zeroFill(live) } catch {
+                throw SMAFError(.system, "scrub of secure buffer \(id) (\(info.size) bytes of \(info.allocator) memory) failed: \(error)")
+            }
+            return "scrub: zeroed \(info.size) bytes"
         }
-    }
-}
-
-extension Buffer {
-    /// Zeroes all of `live`'s memory through a writable mapping, bracketed by
-    /// DMA_BUF_IOCTL_SYNC: the scrub of secure buffers on release and of
-    /// pooled buffers before they are handed out again.
-    func zeroFill(_ live: LiveAllocation) throws {
-        try mapped(live, .write) { bytes in
-            if let base = bytes.baseAddress { memset(base, 0, bytes.count) }
+        switch info.isDmaBuf ? DmaBuf.otherReferences(live.fd) : nil {
+        case 0?:
+            return "scrub: not needed: the memory is read-only to smaf and nothing else references it; \(info.allocator) frees it now"
+        case let others?:
+            throw SMAFError(.accessDenied, "scrub of secure buffer \(id) impossible: its \(info.allocator) memory is read-only to smaf and \(others) other reference(s) (an exported fd, a mapping, a device's import) still reach it")
+        case nil:
+            throw SMAFError(.accessDenied, "scrub of secure buffer \(id) impossible: its \(info.allocator) memory is read-only to smaf and not a dma-buf, so who still references it cannot be seen")
         }
     }
 }
 
 extension AllocatorRegistry {
-    /// The named secure module, or the highest ranked one.
+    /// The named secure module, or the highest ranked one above rank none
+    /// (a module of rank none, like the test module, is used only by name).
     public func secureModule(named name: String?) throws(SMAFError) -> LoadedPlugin {
         if let name {
             guard let m = secureModules.first(where: { $0.name == name }) else {
@@ -77,8 +73,13 @@ extension AllocatorRegistry {
             }
             return m
         }
-        guard let m = secureModules.first else {
-            throw SMAFError(.accessDenied, "secure: no secure module is loaded, so no buffer can be marked secure (SMAF_PLUGIN_PATH, smaf list)")
+        guard let m = secureModules.first(where: { $0.rank != .none }) else {
+            let unranked = secureModules.map(\.name)
+            let detail = unranked.isEmpty ? "no secure module is loaded"
+                : "no secure module above rank none is loaded (\(unranked.joined(separator: ", ")): used only when named)"
+            // A module that was refused (a broken rules file) must not leave the request to a weaker one.
+            let refused = loadWarnings.isEmpty ? "" : "; refused at load: " + loadWarnings.joined(separator: "; ")
+            throw SMAFError(.accessDenied, "secure: \(detail), so no buffer can be marked secure (SMAF_PLUGIN_PATH, smaf list)\(refused)")
         }
         return m
     }

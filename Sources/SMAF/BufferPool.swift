@@ -1,3 +1,4 @@
+import SMAFSys
 import Synchronization
 
 /// Recycles buffers, the role a swapchain plays in a compositor: a buffer
@@ -15,6 +16,12 @@ import Synchronization
 /// idle time: a buffer unused for `idleExpiry` goes back to its allocator at
 /// the next pool call or `trim()`. Secure buffers are never pooled, nor is
 /// memory the CPU cannot write (it could not be scrubbed).
+///
+/// Exported memory: an fd the first user kept would read and write the next
+/// user's data, so memory whose fd was exported is handed out again only
+/// once the kernel shows nothing else references it (a dma-buf's file
+/// count: no kept fd, mapping or device import is left). Memory that is not
+/// a dma-buf cannot be counted, so once exported it is never pooled.
 public final class BufferPool: Sendable {
     public struct Limits: Sendable {
         public var maxCount: Int
@@ -36,8 +43,12 @@ public final class BufferPool: Sendable {
         /// Hits that were zeroed before being handed out, and their bytes.
         public var scrubs = 0, scrubbedBytes: UInt64 = 0
         /// recycle() calls that pooled the buffer, and those that released
-        /// it instead (secure, not CPU-writable, or already released).
+        /// it instead (secure, not CPU-writable, already released, or
+        /// exported memory that is not a dma-buf).
         public var recycled = 0, refused = 0
+        /// Pooled buffers an acquire passed over because an fd exported
+        /// from them (or a mapping, or an import) still reached the memory.
+        public var stillReferenced = 0
         /// Pooled buffers released for the limits, and for idling too long.
         public var evicted = 0, expired = 0
         /// What the pool holds now.
@@ -57,6 +68,10 @@ public final class BufferPool: Sendable {
         var memory: Buffer.SurrenderedMemory
         var since: ContinuousClock.Instant
         var bytes: UInt64 { memory.live.info.size }
+
+        /// Nobody but the pool reaches the memory: never exported, or
+        /// exported and every other reference is gone.
+        var isPrivate: Bool { !memory.exported || DmaBuf.otherReferences(memory.live.fd) == 0 }
     }
 
     private struct State {
@@ -81,7 +96,12 @@ public final class BufferPool: Sendable {
         var expired: [Parked] = []
         let hit: Parked? = state.withLock { s in
             expired = Self.takeExpired(&s, before: .now - limits.idleExpiry)
-            guard let i = s.parked.lastIndex(where: { $0.key == key }) else {
+            var candidates = s.parked.indices.reversed().filter { s.parked[$0].key == key }.makeIterator()
+            var found: Int?
+            while found == nil, let i = candidates.next() {
+                if s.parked[i].isPrivate { found = i } else { s.statistics.stillReferenced += 1 }
+            }
+            guard let i = found else {
                 s.statistics.misses += 1
                 return nil
             }
@@ -104,7 +124,8 @@ public final class BufferPool: Sendable {
                 return buffer
             } catch {
                 // Memory that cannot be zeroed is not handed out: drop it, allocate afresh.
-                buffer.release()
+                // (Not secure, so releasing it has no scrub that could fail.)
+                try? buffer.release()
             }
         }
         let buffer = try registry.buffer(request, devices: devices)
@@ -120,8 +141,9 @@ public final class BufferPool: Sendable {
     public func recycle(_ buffer: Buffer) {
         let key = Key(request: buffer.request, devices: buffer.devices)
         guard let info = buffer.allocation, info.cpuMappable, !info.readOnly,
-              let memory = buffer.surrenderMemory() else {
-            buffer.release()
+              let memory = buffer.surrenderMemory(), !memory.exported || info.isDmaBuf else {
+            // A secure buffer's release scrubs; a failure there was logged by the buffer's own path.
+            do { try buffer.release() } catch { registry.core.log(.error, "pool: \(error.message)") }
             state.withLock { $0.statistics.refused += 1 }
             return
         }

@@ -51,10 +51,8 @@ final class BufferHandle {
         if buffer != nil { throw SMAFError(.unsupported, "\(what): the buffer already has memory (set it before the first export)") }
     }
 
-    deinit {
-        buffer?.release()
-        free(allocatorName)
-    }
+    // The Buffer releases its memory when the last reference goes.
+    deinit { free(allocatorName) }
 }
 
 private func fail(_ message: String) { message.withCString { smaf_set_last_error($0) } }
@@ -144,9 +142,17 @@ public func smaf_buffer_create_image(_ ctx: OpaquePointer?, _ width: UInt32, _ h
 }
 
 @_cdecl("smaf_buffer_destroy")
-public func smaf_buffer_destroy(_ buf: OpaquePointer?) {
-    guard let buf else { return }
-    Unmanaged<BufferHandle>.fromOpaque(UnsafeRawPointer(buf)).release()
+public func smaf_buffer_destroy(_ buf: OpaquePointer?) -> Int32 {
+    guard let buf else { return 0 }
+    let handle = Unmanaged<BufferHandle>.fromOpaque(UnsafeRawPointer(buf)).takeRetainedValue()
+    do {
+        try handle.buffer?.release()
+        smaf_set_last_error(nil)
+        return 0
+    } catch {
+        fail(error.message)
+        return -1
+    }
 }
 
 @_cdecl("smaf_buffer_attach_drm")

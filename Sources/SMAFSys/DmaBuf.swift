@@ -54,6 +54,24 @@ public enum DmaBuf {
 
     /// The exporter's name (`udmabuf`, `system`, `virtio_gpu`...), nil when `fd` is no dma-buf.
     public static func exporterName(_ fd: CInt) -> String? { fdInfo(fd)["exp_name"] }
+
+    /// Does the kernel call `fd` a dma-buf? Its file lives on the dma-buf
+    /// pseudo file system: one fstatfs, no procfs read.
+    public static func isDmaBuf(_ fd: CInt) -> Bool {
+        csmaf_fs_type(fd) == magic
+    }
+
+    /// DMA_BUF_MAGIC, the f_type of a dma-buf's file (linux/magic.h).
+    static let magic = 0x444d_4142
+
+    /// How many references to the dma-buf behind `fd` exist besides `fd`
+    /// itself: other fds (here or in another process), mappings, device
+    /// imports. The kernel's file count ("count" in fdinfo). nil when `fd`
+    /// is not a dma-buf or the count cannot be read.
+    public static func otherReferences(_ fd: CInt) -> Int? {
+        guard let count = fdInfo(fd)["count"].flatMap({ Int($0) }), count >= 1 else { return nil }
+        return count - 1
+    }
 }
 
 extension Substring {

@@ -76,7 +76,7 @@ struct CMACommand: ParsableCommand {
             }
             buffers.append(buffer)
         }
-        for i in freed.sorted() { buffers[i].release() }
+        for i in freed.sorted() { try buffers[i].release() }
         guard let text = cma.stats(), let report = RegionReport(parsing: text) else {
             throw CommandFailure(message: "the cma allocator gave no region report")
         }

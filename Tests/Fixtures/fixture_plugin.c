@@ -26,11 +26,15 @@
  *   FIXTURE_ACCEPTS_BAD_REQUESTS  skips the request validation (0 bytes, overflow, unknown formats)
  *   FIXTURE_NONDETERMINISTIC    match() accepts and rejects on alternate calls
  *   FIXTURE_MATCH_SIDE_EFFECT   match() creates a memfd and keeps it
- *   FIXTURE_LIES_ABOUT_SIZE     reports the size asked for, backs half of it
  *   FIXTURE_WRONG_PITCH         packs rows tightly, ignoring the pitch alignment
  *   FIXTURE_LEAK_FD             allocate() keeps a dup of the fd that release() never closes
  *   FIXTURE_THREAD_UNSAFE       allocate() passes the fd through an unlocked global
  *   FIXTURE_CLOSE_LEAKS         open() opens a memfd that close() never closes
+ *
+ * Lies the core must catch at allocation (either mode):
+ *   FIXTURE_LIES_ABOUT_SIZE     reports the size asked for, backs half of it
+ *   FIXTURE_LIES_READ_ONLY      claims a read-only fd over an O_RDWR memfd
+ *   FIXTURE_LIES_DMABUF         claims a memfd is a dma-buf
  *
  * Its memory is a real memfd, so allocations can be mapped and checked.
  */
@@ -271,7 +275,12 @@ static int fixture_allocate(void *ctx, const struct smaf_request *request,
     long page = sysconf(_SC_PAGESIZE);
     uint64_t size = (request->size + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
     int fd = memfd_create("smaf-fixture", MFD_CLOEXEC);
-    if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+#ifdef FIXTURE_LIES_ABOUT_SIZE
+    off_t backed = (off_t)(size / 2);
+#else
+    off_t backed = (off_t)size;
+#endif
+    if (fd < 0 || ftruncate(fd, backed) < 0) {
         int err = errno;
         snprintf(error, error_size, "memfd: %s", strerror(err));
         if (fd >= 0)
@@ -284,6 +293,13 @@ static int fixture_allocate(void *ctx, const struct smaf_request *request,
 #ifdef FIXTURE_CONTIGUOUS
     out->flags |= SMAF_ALLOCATION_CONTIGUOUS;
     out->largest_contiguous = size;
+#endif
+#ifdef FIXTURE_LIES_READ_ONLY
+    out->flags |= SMAF_ALLOCATION_READ_ONLY;
+#endif
+#ifdef FIXTURE_LIES_DMABUF
+    out->flags |= SMAF_ALLOCATION_DMABUF;
+    snprintf(out->exporter, sizeof out->exporter, "udmabuf");
 #endif
     out->fourcc = request->fourcc;
     out->width = request->width;

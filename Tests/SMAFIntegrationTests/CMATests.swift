@@ -91,7 +91,7 @@ struct CMATests {
         try second.withCPUAccess(.write) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0x22) }
         #expect(try first.withCPUAccess(.read) { $0.allSatisfy { $0 == 0x11 } }, "two ranges, two sets of pages")
 
-        first.release()
+        try first.release()
         let again = try cma(registry, Self.mib)
         #expect(try offset(again.materialize()) == 0, "the freed range is reused")
         #expect(try again.withCPUAccess(.read) { $0.allSatisfy { $0 == 0 } }, "and zero-filled, as the CMA heap does")
@@ -105,7 +105,7 @@ struct CMATests {
         let registry = try registry()
         let buffer = try cma(registry, Self.mib)
         let kept = try buffer.exportFD().take()
-        buffer.release()
+        try buffer.release()
         #expect(try report(registry).held == 1)
         let next = try cma(registry, Self.mib)
         #expect(try offset(next.materialize()) == Self.mib, "not 0: that range is still referenced")
@@ -119,7 +119,7 @@ struct CMATests {
             let fd = try mapped.exportFD()
             let mapping = try Mapping(fd: fd.rawValue, length: Int(Self.mib), writable: false)
             _ = consume fd
-            mapped.release()
+            try mapped.release()
             #expect(try report(registry).held == 1, "no fd left, but a mapping")
             withExtendedLifetime(mapping) {}
         }
@@ -132,7 +132,7 @@ struct CMATests {
             let fd = try imported.exportFD()
             let handle = try vgem.importDmaBuf(fd.rawValue)
             _ = consume fd
-            imported.release()
+            try imported.release()
             #expect(try report(registry).held == 1, "vgem holds the dma-buf it imported")
             withExtendedLifetime(handle) {}
         }
@@ -189,14 +189,14 @@ struct CMATests {
     @Test func fragmentationIsVisibleAndHealsAfterFrees() throws {
         let registry = try registry()
         let buffers = try (0..<16).map { _ in try cma(registry, 4 * Self.mib) }
-        for i in stride(from: 1, to: 16, by: 2) { buffers[i].release() }
+        for i in stride(from: 1, to: 16, by: 2) { try buffers[i].release() }
         let r = try report(registry)
         #expect(r.free == 32 * Self.mib && r.largestFree == 4 * Self.mib)
         #expect(r.map == String(repeating: "####....", count: 8))
         let error = #expect(throws: SMAFError.self) { _ = try cma(registry, 8 * Self.mib) }
         #expect(error?.message == "forced allocator cma cannot satisfy the request: cma: match accepted but allocate failed: "
                 + "out of memory (fragmented): region 64 MiB, used 32 MiB, free 32 MiB, largest free block 4 MiB, request 8 MiB aligned to 1 MiB (ENOMEM)")
-        buffers[2].release()
+        try buffers[2].release()
         let big = try cma(registry, 8 * Self.mib)
         #expect(try offset(big.materialize()) == 4 * Self.mib, "4..16 MiB coalesced into one free block")
         #expect(try report(registry).map == "####" + "########" + "...." + String(repeating: "####....", count: 6))
@@ -239,7 +239,7 @@ struct CMATests {
             elapsed[size, default: (.zero, 0)].total += clock.now - start
             elapsed[size, default: (.zero, 0)].count += 1
             let fd = try buffer.exportFD()
-            if i % 2 == 0 { buffer.release() }
+            if i % 2 == 0 { try buffer.release() }
             withExtendedLifetime(fd) {}
         }
         let r = try report(registry)

@@ -216,7 +216,7 @@ struct DRMTests {
             let fd = try buffer.exportFD()
             _ = try importers[i % 3].importDmaBuf(fd.rawValue)
             chosen[buffer.allocation!.allocator, default: 0] += 1
-            buffer.release()
+            try buffer.release()
         }
         #expect(OpenFiles.count() == before)
         #expect(Set(chosen.keys) == ["memfd", "dmaheap", "dumb", "gbm"], "\(chosen)")

@@ -107,7 +107,7 @@ struct GBMTests {
             let fd = try buffer.exportFD()
             #expect(buffer.allocation?.allocator == "gbm")
             let handle = try device.importDmaBuf(fd.rawValue)
-            buffer.release()
+            try buffer.release()
             return handle.handle // the import's GEM handle closes here
         }
         // The first cycle opens the plugin's node and Mesa's driver: they stay for the registry's life.
@@ -175,7 +175,7 @@ struct GBMTests {
         let registry = KernelTestBed.registry("gbm", "memfd")
         func misfit() throws -> (Allocation, Explanation.Entry?) {
             let buffer = try registry.buffer(Self.image(), devices: [device])
-            defer { buffer.release() }
+            defer { try? buffer.release() }
             return (try buffer.materialize(), Self.entry(buffer, "gbm"))
         }
         _ = try misfit() // opens the plugin's node, which stays

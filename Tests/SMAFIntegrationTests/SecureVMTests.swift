@@ -50,6 +50,31 @@ struct SecureVMTests {
         if a.cpuMappable { try buffer.withCPUAccess(.read) { #expect($0[0] == 0) } }
     }
 
+    /// Memory smaf holds read-only cannot be zeroed by the CPU: a release
+    /// says so (an error the caller sees) while a device's fd still reaches
+    /// it, and needs no scrub once nothing else references it.
+    @Test func readOnlyMemoryIsScrubbedOnlyWhenNothingReachesIt() throws {
+        let r = registry(["dmaheap", "test"], ["test.cpu": "read"])
+        func secureBuffer() throws -> Buffer {
+            let buffer = try r.buffer(.bytes(1 << 16))
+            try buffer.markSecure(module: "test")
+            try buffer.attach(DeviceConstraints(name: "display", usage: [.scanout]))
+            #expect(try buffer.materialize().readOnly)
+            return buffer
+        }
+        let held = try secureBuffer()
+        let e = try withExtendedLifetime(try held.exportFD(for: "display")) {
+            #expect(throws: SMAFError.self) { try held.release() }
+        }
+        #expect(e?.message == "scrub of secure buffer \(held.id) impossible: its dmaheap memory is read-only to smaf and 1 other reference(s) (an exported fd, a mapping, a device's import) still reach it")
+        #expect(held.securityLog.contains { $0.hasPrefix("scrub failed:") })
+
+        let dropped = try secureBuffer()
+        _ = try dropped.exportFD(for: "display") // closed at once
+        try dropped.release()
+        #expect(dropped.securityLog.contains("scrub: not needed: the memory is read-only to smaf and nothing else references it; dmaheap frees it now"))
+    }
+
     @Test func memfdCannotHandOutReadOnlyFds() throws {
         let r = registry(["memfd", "test"], ["test.cpu": "none"])
         let buffer = try r.buffer(.bytes(4096, allocator: "memfd"))
@@ -67,7 +92,7 @@ struct SecureVMTests {
         try buffer.attach(DeviceConstraints(name: "decoder", usage: [.videoDecode]))
         let kept = try buffer.exportFD(for: "decoder")
         try buffer.withCPUAccess(.write) { $0.initializeMemory(as: UInt8.self, repeating: 0xa5) }
-        buffer.release()
+        try buffer.release()
         try DmaBuf.beginCPUAccess(kept.rawValue, .read)
         let view = try Mapping(fd: kept.rawValue, length: 1 << 20, writable: false)
         #expect(view.bytes.allSatisfy { $0 == 0 })

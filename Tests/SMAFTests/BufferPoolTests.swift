@@ -1,5 +1,5 @@
 import Foundation
-import SMAF
+@testable import SMAF
 import SMAFSys
 import Testing
 
@@ -10,12 +10,11 @@ import Testing
         try TestSupport.registry([TestSupport.shippedPlugin("memfd")] + extra)
     }
 
-    /// The inode behind a buffer's memory, to tell one allocation from another.
+    /// The inode behind a buffer's memory, to tell one allocation from
+    /// another (without exporting: exported memory is pooled only once
+    /// nothing else references it).
     func inode(_ buffer: Buffer) throws -> UInt64 {
-        let fd = try buffer.exportFD()
-        var st = stat()
-        #expect(fstat(fd.rawValue, &st) == 0)
-        return UInt64(st.st_ino)
+        try #require(buffer.memoryInode)
     }
 
     func fill(_ buffer: Buffer, _ byte: UInt8) throws {
@@ -46,6 +45,39 @@ import Testing
         #expect(try bytes(kept) == [0xCD])
         let s = pool.statistics
         #expect((s.hits, s.misses, s.scrubs, s.scrubbedBytes, s.recycled) == (2, 1, 1, 1 << 16, 2))
+    }
+
+    static let allocators = ["memfd"] + (access("/dev/dma_heap/system", R_OK) == 0 ? ["dmaheap"] : [])
+
+    /// acquire, export, recycle, acquire: the first user's kept fd must not
+    /// reach the second user's data. A dma-buf's memory waits in the pool
+    /// until the kernel shows no other reference (the kept fd closed);
+    /// memory that is not a dma-buf (memfd on a host without udmabuf) is
+    /// never pooled once exported. Runs on the host and in the VM.
+    @Test(arguments: allocators) func exportedMemoryIsNotHandedToTheNextUser(allocator: String) throws {
+        let pool = BufferPool(registry: try TestSupport.registry([TestSupport.shippedPlugin(allocator)]))
+        let request = BufferRequest.bytes(1 << 16, allocator: allocator)
+        let first = try pool.acquire(request)
+        let memory = try inode(first)
+        let isDmaBuf = try #require(first.allocation).isDmaBuf
+        do {
+            let kept = try first.exportFD()
+            pool.recycle(first)
+
+            let second = try pool.acquire(request)
+            #expect(try inode(second) != memory, "memory an fd still reaches was handed out again")
+            try fill(second, 0x5A)
+            let seen = try Mapping(fd: kept.rawValue, length: 1 << 16, writable: false)
+            #expect(!seen.bytes.contains(0x5A), "the first user's fd reads the second user's data")
+            if isDmaBuf {
+                #expect(pool.statistics.pooledCount == 1 && pool.statistics.stillReferenced == 1, "parked, waiting: \(pool.statistics)")
+            } else {
+                #expect(pool.statistics.pooledCount == 0 && pool.statistics.refused == 1, "not a dma-buf: never pooled once exported")
+            }
+        } // the first user closes its fd (and the mapping goes)
+        let third = try pool.acquire(request)
+        #expect(isDmaBuf == (try inode(third) == memory), "reused once nothing else references it (dma-bufs only)")
+        #expect(try bytes(third) == [0])
     }
 
     @Test func aRecycledBufferObjectIsOver() throws {

@@ -142,8 +142,8 @@ import Testing
     @Test func releaseIsIdempotentAndFinal() throws {
         let buffer = try registry.buffer(.bytes(4096))
         try buffer.materialize()
-        buffer.release()
-        buffer.release()
+        try buffer.release()
+        try buffer.release()
         #expect(buffer.allocation == nil)
         let error = #expect(throws: SMAFError.self) { _ = try buffer.exportFD() }
         #expect(error?.message == "buffer was released")

@@ -31,6 +31,9 @@ import Testing
                      "share/smaf/source/Package.swift"] {
             #expect(fm.fileExists(atPath: "\(Self.prefix)/\(path)"), "\(path)")
         }
+        // Loaded by every installed smaf: never the test module (it grants as told) nor the examples.
+        let plugins = try fm.contentsOfDirectory(atPath: "\(Self.prefix)/lib/smaf/plugins").sorted()
+        #expect(plugins == ["cma", "dmaheap", "dumb", "gbm", "memfd", "policy"].map { "libsmafplugin_\($0).so" })
         var env = ProcessInfo.processInfo.environment
         env["SMAF_PLUGIN_PATH"] = nil
         let list = try TestSupport.run("\(Self.prefix)/bin/smaf", ["list", "--json"], environment: env)

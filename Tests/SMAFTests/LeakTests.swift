@@ -13,7 +13,7 @@ import Testing
             let buffer = try registry.buffer(.bytes(UInt64(4096 * (1 + i % 4))))
             let fd = try buffer.exportFD()
             _ = fd
-            if i % 2 == 0 { buffer.release() }
+            if i % 2 == 0 { try buffer.release() }
         }
         #expect(OpenFiles.count() == before)
     }

@@ -108,7 +108,7 @@ import Testing
         let kept = try buffer.exportFD(for: "display")
         try buffer.withCPUAccess(.write) { bytes in bytes.initializeMemory(as: UInt8.self, repeating: 0x5a) }
         let id = buffer.id
-        buffer.release()
+        try buffer.release()
         let view = try Mapping(fd: kept.rawValue, length: 1 << 16, writable: false)
         #expect(view.bytes.allSatisfy { $0 == 0 }, "scrubbed")
         #expect(calls(r, id).suffix(2) == ["revoke \(id) display 0+65536 read", "destroy \(id)"])
@@ -171,6 +171,29 @@ import Testing
                 "\(r.loadWarnings)")
         let e = #expect(throws: SMAFError.self) { try r.buffer(.bytes(4096)).markSecure(module: "policy") }
         #expect(e?.message.contains("rules file \(path): \(reason)") == true)
+    }
+
+    /// A broken rules file refuses the policy module; the test module (rank
+    /// none, it grants what its settings say) is never used in its place.
+    @Test func aBrokenPolicyNeverFallsBackToTheTestModule() throws {
+        let path = rules(#"{"default": "all"}"#)
+        let r = try registry(["policy.rules": path], modules: ["policy", "test"])
+        #expect(r.secureModules.map(\.name) == ["test"])
+        let e = #expect(throws: SMAFError.self) { try r.buffer(.bytes(4096)).markSecure() }
+        #expect(e?.kind == .accessDenied)
+        #expect(e?.message.hasPrefix("secure: no secure module above rank none is loaded (test: used only when named)") == true, "\(e?.message ?? "")")
+        #expect(e?.message.contains("rules file \(path): default: 'all' is not none, read, write or read_write") == true)
+        // Named, it is used: that is what rank none means.
+        try r.buffer(.bytes(4096)).markSecure(module: "test")
+
+        // The CLI and the C API take the same path.
+        var env = ProcessInfo.processInfo.environment
+        env["SMAF_PLUGIN_PATH"] = [TestSupport.shippedPlugin("memfd"), TestSupport.shippedPlugin("policy"), TestSupport.shippedPlugin("test")].joined(separator: ":")
+        env["SMAF_DEFAULT_PLUGINS"] = "0"
+        env["SMAF_POLICY_RULES"] = path
+        let cli = try TestSupport.run(TestSupport.smafExecutable, ["alloc", "--size", "4K", "--secure"], environment: env)
+        #expect(cli.status == 1)
+        #expect(cli.stdout.isEmpty && cli.stderr.contains("smaf: error: secure: no secure module above rank none is loaded"), "\(cli.stderr)")
     }
 
     @Test func unreadableRulesFile() throws {

@@ -24,6 +24,9 @@ int csmaf_dmabuf_sync(int dmabuf, uint64_t flags);
 /* DMA_BUF_SET_NAME (at most DMA_BUF_NAME_LEN - 1 bytes are kept). */
 int csmaf_dmabuf_set_name(int dmabuf, const char *name);
 
+/* The f_type of the file system `fd` lives on (fstatfs), or -1. */
+long csmaf_fs_type(int fd);
+
 /* The file of the loaded image containing `address` (dladdr), or NULL. */
 const char *csmaf_image_path(const void *address);
 

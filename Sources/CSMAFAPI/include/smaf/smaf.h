@@ -46,8 +46,10 @@ const char *smaf_allocator_name(smaf_context *ctx, int index);
 smaf_buffer *smaf_buffer_create(smaf_context *ctx, uint64_t size, uint32_t flags);
 smaf_buffer *smaf_buffer_create_image(smaf_context *ctx, uint32_t width, uint32_t height, uint32_t fourcc,
                                       const uint64_t *modifiers, uint32_t modifier_count, uint32_t flags);
-/* Frees the buffer (and its memory, once no exported fd is left). */
-void smaf_buffer_destroy(smaf_buffer *buf);
+/* Frees the buffer (and its memory, once no exported fd is left). Returns 0,
+ * or -1 when a secure buffer's memory could not be scrubbed (smaf_last_error()
+ * says why; the handle is freed either way). */
+int smaf_buffer_destroy(smaf_buffer *buf);
 
 /* Attach a device: the DRM device behind an open fd (probed), or a
  * constraint descriptor in JSON (docs/CONSTRAINTS.md). 0 or -1. */

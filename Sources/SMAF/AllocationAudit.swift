@@ -1,57 +1,87 @@
 import CSMAFPlugin
+import CSMAFSys
 import Glibc
 import SMAFFormats
 import SMAFSys
 
 /// Does an allocation keep what the plugin promised by accepting the request?
 /// Checked against the C structs the plugin saw and against the fd itself
-/// (its size, whether the kernel calls it a dma-buf, whether it maps), never
-/// against the plugin's own description alone.
+/// (its size, whether the kernel calls it a dma-buf, its access mode),
+/// never against the plugin's own description alone.
+///
+/// Two depths: `claims` is what the core checks of every allocation before
+/// anyone sees it (a few syscalls, no mapping: a lie there is a failed
+/// allocation); `violations` adds what `smaf plugin check` can afford to
+/// measure (mappings, the exporter's name, page frames).
 enum AllocationAudit {
-    /// Every broken promise, one phrase each; empty when the allocation holds up.
-    static func violations(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
+    /// The broken promises the core can see cheaply, one phrase each.
+    static func claims(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
         let r = c.request.pointee, m = c.merged.pointee
         var v: [String] = []
-        let fdFlags = fcntl(a.fd, F_GETFD)
-        guard fdFlags >= 0 else { return ["fd \(a.fd) is not an open descriptor"] }
+        let fdFlags = fcntl(a.fd, F_GETFD), statusFlags = fcntl(a.fd, F_GETFL)
+        guard fdFlags >= 0, statusFlags >= 0 else { return ["fd \(a.fd) is not an open descriptor"] }
         if fdFlags & FD_CLOEXEC == 0 { v.append("fd \(a.fd) is not close-on-exec (it would leak into programs the application runs)") }
 
         if a.size == 0 { v.append("handed out a buffer of 0 bytes") }
         if a.size < r.size { v.append("size \(a.size) is smaller than the \(r.size) bytes asked for") }
         if let actual = fdSize(a.fd), actual < a.size {
             v.append("the fd holds \(actual) bytes, not the \(a.size) the allocation reports")
+        } else if fdSize(a.fd) == nil {
+            v.append("the size of the fd cannot be read (fstat and lseek fail), so its \(a.size) bytes cannot be verified")
         }
         if m.max_size > 0 && a.size > m.max_size { v.append("size \(a.size) exceeds the max size \(m.max_size)") }
 
-        let exporterName = withUnsafeBytes(of: a.exporter) { cString($0) }
-        let kernelExporter = DmaBuf.exporterName(a.fd)
         let claimsDmaBuf = a.flags & SMAF_ALLOCATION_DMABUF.rawValue != 0
-        if claimsDmaBuf && kernelExporter == nil { v.append("claims to be a dma-buf, but the kernel does not call the fd one (no exp_name in fdinfo)") }
-        if claimsDmaBuf && exporterName.isEmpty { v.append("a dma-buf that names no exporter (smaf_allocation.exporter)") }
+        if claimsDmaBuf && !DmaBuf.isDmaBuf(a.fd) { v.append("claims to be a dma-buf, but the kernel does not call the fd one") }
         if needsDmaBuf(c) && !claimsDmaBuf { v.append("a device must import a dma-buf, but the allocation is not one") }
+
+        let mappable = a.flags & SMAF_ALLOCATION_CPU_MAPPABLE.rawValue != 0
+        let readOnly = a.flags & SMAF_ALLOCATION_READ_ONLY.rawValue != 0
+        if readOnly && !refusesWritableMappings(a.fd, statusFlags) {
+            v.append("claims read-only, but the fd is open for writing (and no write seal stops a writable mapping)")
+        }
+        if r.flags & SMAF_REQUEST_READ_ONLY.rawValue != 0 && !readOnly {
+            v.append("accepted a read-only request but handed out a writable fd")
+        }
+        if m.flags & SMAF_CONSTRAINT_CPU_ACCESS.rawValue != 0 && !mappable { v.append("the CPU must map it, but it is not CPU-mappable") }
+        if m.flags & SMAF_CONSTRAINT_SECURE.rawValue != 0 && mappable { v.append("a secure request got CPU-mappable memory") }
+        if m.flags & SMAF_CONSTRAINT_CONTIGUOUS.rawValue != 0 && a.flags & SMAF_ALLOCATION_CONTIGUOUS.rawValue == 0 {
+            v.append("a device needs physically contiguous memory, but the allocation does not claim it")
+        }
+        if r.width != 0 { v += imageViolations(r, m, a, modifiers: requestModifiers(c)) }
+        else if a.plane_count > UInt32(SMAF_MAX_PLANES) { v.append("plane_count \(a.plane_count) is not 0...\(SMAF_MAX_PLANES)") }
+        return v
+    }
+
+    /// Every broken promise, one phrase each; empty when the allocation holds up.
+    static func violations(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
+        var v = claims(c, a)
+        guard fcntl(a.fd, F_GETFD) >= 0 else { return v }
+        let exporterName = withUnsafeBytes(of: a.exporter) { cString($0) }
+        let claimsDmaBuf = a.flags & SMAF_ALLOCATION_DMABUF.rawValue != 0
+        if claimsDmaBuf && exporterName.isEmpty { v.append("a dma-buf that names no exporter (smaf_allocation.exporter)") }
         for device in devices(c) where device.importable_count > 0 && claimsDmaBuf {
             let names = (0..<Int(device.importable_count)).compactMap { device.importable_from?[$0].map { String(cString: $0) } }
             if !names.contains(exporterName) {
                 v.append("device \(device.name.map { String(cString: $0) } ?? "?") imports only from \(names.joined(separator: ", ")), not \(exporterName)")
             }
         }
-
         let mappable = a.flags & SMAF_ALLOCATION_CPU_MAPPABLE.rawValue != 0
         let readOnly = a.flags & SMAF_ALLOCATION_READ_ONLY.rawValue != 0
-        if m.flags & SMAF_CONSTRAINT_CPU_ACCESS.rawValue != 0 && !mappable { v.append("the CPU must map it, but it is not CPU-mappable") }
-        if m.flags & SMAF_CONSTRAINT_SECURE.rawValue != 0 && mappable { v.append("a secure request got CPU-mappable memory") }
         if mappable, let problem = mapProblem(a.fd, size: a.size, writable: !readOnly) { v.append(problem) }
         if readOnly && mapsWritable(a.fd, size: a.size) { v.append("claims read-only, but a writable shared mapping works") }
-
-        let contiguous = a.flags & SMAF_ALLOCATION_CONTIGUOUS.rawValue != 0
-        if m.flags & SMAF_CONSTRAINT_CONTIGUOUS.rawValue != 0 && !contiguous {
-            v.append("a device needs physically contiguous memory, but the allocation does not claim it")
-        }
-        if contiguous && mappable, let runs = physicalRuns(a.fd, size: a.size), runs > 1 {
+        if a.flags & SMAF_ALLOCATION_CONTIGUOUS.rawValue != 0 && mappable, let runs = physicalRuns(a.fd, size: a.size), runs > 1 {
             v.append("claims physically contiguous, but /proc/self/pagemap shows \(runs) separate runs")
         }
-        if r.width != 0 { v += imageViolations(r, m, a, modifiers: requestModifiers(c)) }
         return v
+    }
+
+    /// A read-only fd, or a memfd sealed against writes: the kernel refuses a writable shared mapping.
+    static func refusesWritableMappings(_ fd: CInt, _ statusFlags: CInt) -> Bool {
+        if statusFlags & O_ACCMODE == O_RDONLY { return true }
+        let seals = csmaf_get_seals(fd)
+        let futureWrite: CInt = 0x0010 // F_SEAL_FUTURE_WRITE (Linux 5.1)
+        return seals >= 0 && seals & (CInt(CSMAF_F_SEAL_WRITE) | futureWrite) != 0
     }
 
     private static func imageViolations(_ r: smaf_request, _ m: smaf_constraints, _ a: smaf_allocation,
@@ -77,7 +107,11 @@ enum AllocationAudit {
                 v.append("plane \(i) pitch \(stride) is not a multiple of the pitch alignment \(m.pitch_alignment)")
             }
             if m.max_pitch > 0 && stride > m.max_pitch { v.append("plane \(i) pitch \(stride) exceeds the max pitch \(m.max_pitch)") }
-            guard p.fd < 0 else { continue } // a plane in its own fd: its bounds are that fd's business
+            guard p.fd == -1 else {
+                // ABI 1.0 planes live in the allocation's fd; a plane fd would be dropped on export.
+                v.append("plane \(i) names fd \(p.fd); planes must lie in the allocation's fd (-1)")
+                continue
+            }
             if p.offset >= a.size { v.append("plane \(i) starts at \(p.offset), past the \(a.size) bytes"); continue }
             guard a.modifier == Modifier.linear.rawValue, let info, let minimal, i < minimal.planes.count else { continue }
             if stride < minimal.planes[i].pitch {
