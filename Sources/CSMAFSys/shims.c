@@ -2,6 +2,7 @@
 #include "CSMAFSys.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -77,4 +78,27 @@ _Static_assert(DMA_BUF_MAGIC == 0x444d4142, "DMA_BUF_MAGIC");
 long csmaf_fs_type(int fd) {
     struct statfs fs;
     return fstatfs(fd, &fs) == 0 ? (long)fs.f_type : -1;
+}
+
+/* struct drm_version from the kernel's drm.h, which this module does not
+ * include (the core does not depend on libdrm): the DRM tests compare what
+ * this returns with libdrm's drmGetVersion on every node of the test bed. */
+struct csmaf_drm_version {
+    int version_major, version_minor, version_patchlevel;
+    size_t name_len;
+    char *name;
+    size_t date_len;
+    char *date;
+    size_t desc_len;
+    char *desc;
+};
+
+int csmaf_drm_driver_name(int fd, char *name, size_t size) {
+    if (size == 0)
+        return errno = EINVAL, -1;
+    struct csmaf_drm_version v = { .name_len = size - 1, .name = name };
+    int rc = ioctl(fd, _IOWR('d', 0x00, struct csmaf_drm_version), &v);
+    if (rc == 0)
+        name[v.name_len < size - 1 ? v.name_len : size - 1] = 0;
+    return rc;
 }

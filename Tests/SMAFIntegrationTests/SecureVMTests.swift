@@ -1,5 +1,6 @@
 import Glibc
 import SMAF
+import SMAFDRM
 import SMAFSys
 import Testing
 
@@ -73,6 +74,46 @@ struct SecureVMTests {
         _ = try dropped.exportFD(for: "display") // closed at once
         try dropped.release()
         #expect(dropped.securityLog.contains("scrub: not needed: the memory is read-only to smaf and nothing else references it; dmaheap frees it now"))
+    }
+
+    /// A name proves nothing: a device that names a DRM node is judged by
+    /// what the node is (its driver, or the node itself), never by the name
+    /// its descriptor gives itself; a node that is no DRM device gets nothing.
+    @Test func policyGrantsBindToTheNodeNotTheName() throws {
+        let virtio = try KernelTestBed.device(driver: "virtio_gpu").path
+        let path = "/tmp/smaf-bind-\(getpid()).json"
+        func attempt(node: String, drm: String) throws -> String? {
+            let json = #"{"default": "none", "cpu": "read_write", "devices": {"video-decoder": "read_write"}, "drm": "# + drm + "}"
+            let f = try #require(fopen(path, "w"))
+            fputs(json, f)
+            fclose(f)
+            let r = registry(["memfd", "policy"], ["policy.rules": path])
+            var decoder = DeviceConstraints(name: "video-decoder", usage: [.videoDecode])
+            decoder.importNode = node
+            let buffer = try r.buffer(.bytes(4096, allocator: "memfd"))
+            try buffer.markSecure(module: "policy")
+            try buffer.attach(decoder)
+            do { try buffer.materialize() } catch { return error.message }
+            return nil
+        }
+        // The rule for the name would grant; the node's driver has none.
+        #expect(try attempt(node: virtio, drm: #"{"vgem": "read_write"}"#)?
+            .hasSuffix("allows video-decoder none (default; \(virtio) is driven by virtio_gpu, which drm does not name), not write") == true)
+        #expect(try attempt(node: virtio, drm: #"{"virtio_gpu": "write"}"#) == nil, "the driver's rule")
+        #expect(try attempt(node: virtio, drm: "{\"\(virtio)\": \"read_write\"}") == nil, "the node's own rule")
+        let notDRM = try attempt(node: "/dev/udmabuf", drm: #"{"vgem": "read_write"}"#)
+        #expect(notDRM?.contains("allows video-decoder none (its import_node is not a DRM device: open as a DRM node (a character device of major 226) on /dev/udmabuf failed: No such device (ENODEV))") == true, "\(notDRM ?? "")")
+    }
+
+    /// The core's own DRM node check agrees with libdrm on every node, and
+    /// refuses what is not one without opening it for writing or hanging.
+    @Test func drmNodeIdentityAgreesWithLibdrm() throws {
+        for node in DRMDevice.primaryNodes() {
+            #expect(try DRMNode.identify(node).driver == DRMDevice(path: node).driver)
+        }
+        for notANode in ["/dev/udmabuf", "/dev/zero", "/etc/passwd"] {
+            #expect(throws: SystemError.self) { _ = try DRMNode.identify(notANode) }
+        }
     }
 
     @Test func memfdCannotHandOutReadOnlyFds() throws {

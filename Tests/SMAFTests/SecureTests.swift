@@ -158,7 +158,7 @@ import Testing
     @Test(arguments: [
         (#"{"default": "all"}"#, "default: 'all' is not none, read, write or read_write"),
         (#"{"devices": {"display": "rw+"}}"#, "devices.display: 'rw+' is not none, read, write or read_write"),
-        (#"{"allow": "everything"}"#, "unknown key 'allow' (known: default, cpu, devices)"),
+        (#"{"allow": "everything"}"#, "unknown key 'allow' (known: default, cpu, drm, devices)"),
         (#"{"default": "none""#, "malformed JSON"),
         (#"{"devices": ["display"]}"#, "field 'devices': wrong type"),
     ])

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import SMAFPluginKit
+import SMAFSys
 import Synchronization
 
 /// A secure module driven by a JSON rules file (policy.rules, or
@@ -8,10 +9,16 @@ import Synchronization
 ///
 ///     { "default": "none",
 ///       "cpu": "read",
-///       "devices": { "display-plane": "read", "video-decoder": "read_write" } }
+///       "drm": { "virtio_gpu": "read", "/dev/dri/card0": "read_write" },
+///       "devices": { "video-decoder": "read_write" } }
 ///
-/// Anything not allowed is denied. A malformed or unreadable rules file
-/// refuses to open, so it can never mean "allow all".
+/// A device that names a DRM node (`import_node`) is judged by what that
+/// node really is: its driver, or the node itself, under "drm"; never by
+/// the name its descriptor gives itself, which anyone can write. A node that
+/// is not a DRM device is denied. Other devices are judged by their
+/// self-declared name under "devices" (docs/SECURE.md: a name proves
+/// nothing). Anything not allowed is denied. A malformed or unreadable rules
+/// file refuses to open, so it can never mean "allow all".
 final class PolicyModule: SecureModule {
     static let name = "policy"
     static let summary = "grants device and CPU access from a JSON rules file (policy.rules); default deny"
@@ -21,8 +28,10 @@ final class PolicyModule: SecureModule {
         var defaultAccess: Access
         var cpu: Access
         var devices: [String: Access]
+        /// By driver name, or by node path (matched by device number).
+        var drm: [String: Access]
 
-        enum Key: String, CodingKey, CaseIterable { case `default`, cpu, devices }
+        enum Key: String, CodingKey, CaseIterable { case `default`, cpu, drm, devices }
 
         init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: AnyKey.self)
@@ -40,9 +49,28 @@ final class PolicyModule: SecureModule {
             cpu = try access(try c.decodeIfPresent(String.self, forKey: AnyKey("cpu")) ?? "none", "cpu")
             let raw = try c.decodeIfPresent([String: String].self, forKey: AnyKey("devices")) ?? [:]
             devices = try raw.reduce(into: [:]) { $0[$1.key] = try access($1.value, "devices.\($1.key)") }
+            let rawDRM = try c.decodeIfPresent([String: String].self, forKey: AnyKey("drm")) ?? [:]
+            drm = try rawDRM.reduce(into: [:]) { $0[$1.key] = try access($1.value, "drm.\($1.key)") }
         }
 
-        func allowed(_ device: String) -> Access { device == "cpu" ? cpu : devices[device] ?? defaultAccess }
+        /// What `device` may do and which rule said so.
+        func allowed(_ device: PluginConstraints) -> (access: Access, rule: String) {
+            if let node = device.importNode {
+                let identity: DRMNode.Identity
+                do { identity = try DRMNode.identify(node) } catch {
+                    return ([], "its import_node is not a DRM device: \(error)")
+                }
+                // The node itself first (any path that names the same device), then its driver.
+                for (key, access) in drm.sorted(by: { $0.key < $1.key }) where key.hasPrefix("/") {
+                    if let other = try? DRMNode.identify(key), other.device == identity.device { return (access, "drm.\(key)") }
+                }
+                if let access = drm[identity.driver] { return (access, "drm.\(identity.driver), the driver of \(node)") }
+                return (defaultAccess, "default; \(node) is driven by \(identity.driver), which drm does not name")
+            }
+            if device.name == "cpu" { return (cpu, "cpu") }
+            if let access = devices[device.name] { return (access, "devices.\(device.name)") }
+            return (defaultAccess, "default")
+        }
     }
 
     struct RulesError: Error, CustomStringConvertible {
@@ -122,10 +150,9 @@ final class PolicyModule: SecureModule {
 
     func grant(_ context: AnyObject, device: PluginConstraints, offset: UInt64, length: UInt64, access: Access) -> Verdict {
         guard let rules else { return .reject("no rules") }
-        let allowed = rules.allowed(device.name)
+        let (allowed, rule) = rules.allowed(device)
         if allowed.isSuperset(of: access) { return .accept }
-        let source = device.name == "cpu" ? "cpu" : rules.devices[device.name] == nil ? "default" : "devices.\(device.name)"
-        return .reject("\(rulesPath ?? "rules") allows \(device.name) \(allowed) (\(source)), not \(access)")
+        return .reject("\(rulesPath ?? "rules") allows \(device.name) \(allowed) (\(rule)), not \(access)")
     }
 
     func revoke(_ context: AnyObject, device: PluginConstraints, offset: UInt64, length: UInt64, access: Access) {
@@ -139,8 +166,9 @@ final class PolicyModule: SecureModule {
 
     func stats() -> String? {
         guard let rules else { return "no rules file (policy.rules unset): every secure buffer is refused" }
+        let drm = rules.drm.sorted { $0.key < $1.key }.map { "drm \($0.key): \($0.value)" }
         let devices = rules.devices.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }
-        return "rules \(rulesPath ?? ""): default \(rules.defaultAccess), cpu \(rules.cpu); " + devices.joined(separator: ", ")
+        return "rules \(rulesPath ?? ""): default \(rules.defaultAccess), cpu \(rules.cpu); " + (drm + devices).joined(separator: ", ")
     }
 }
 

@@ -24,6 +24,10 @@ int csmaf_dmabuf_sync(int dmabuf, uint64_t flags);
 /* DMA_BUF_SET_NAME (at most DMA_BUF_NAME_LEN - 1 bytes are kept). */
 int csmaf_dmabuf_set_name(int dmabuf, const char *name);
 
+/* DRM_IOCTL_VERSION on an open DRM node: the driver's name into `name`
+ * (NUL-terminated, at most size - 1 bytes). 0, or -1 with errno. */
+int csmaf_drm_driver_name(int fd, char *name, size_t size);
+
 /* The f_type of the file system `fd` lives on (fstatfs), or -1. */
 long csmaf_fs_type(int fd);
 
