@@ -73,10 +73,12 @@ struct PluginCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the conformance checks against a plugin binary.",
             discussion: """
-            Loads the plugin through smaf's own loader and checks: \(Conformance.checks.map(\.name).joined(separator: ", ")).
-            One PASS/FAIL/SKIP line per check with the reason; exit status 1 if any check failed.
-            SKIP means nothing to check with (e.g. no device on this machine the plugin serves).
-            SMAF_LOG=debug shows the plugin's own log lines.
+            Loads the plugin through smaf's own loader and checks: \
+            \(Conformance.checks.map(\.name).joined(separator: ", ")).
+
+            One PASS/FAIL/SKIP line per check with the reason; exit status 1 if any \
+            check failed. SKIP means nothing to check with (e.g. no device on this \
+            machine the plugin serves). SMAF_LOG=debug shows the plugin's own log lines.
             """
         )
 
