@@ -8,7 +8,7 @@ import Testing
 /// an application would. Mesa serves all three with kms_swrast (vgem and
 /// bochs have no Mesa driver, virtio-gpu has no 3D under QEMU): linear dumb
 /// buffers, no modifier support (ENOSYS), NV12 unsupported.
-@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason), .serialized)
+@Suite(.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason), .serialized)
 struct GBMTests {
     static let drivers = ["vgem", "virtio_gpu", "bochs-drm"]
 
