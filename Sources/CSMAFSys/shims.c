@@ -3,6 +3,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <linux/dma-buf.h>
@@ -29,6 +30,10 @@ const char *csmaf_image_path(const void *address)
 }
 
 int csmaf_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
+
+void csmaf_stderr_lock(void) { flockfile(stderr); }
+void csmaf_stderr_flush(void) { fflush(stderr); }
+void csmaf_stderr_unlock(void) { funlockfile(stderr); }
 
 int csmaf_add_seals(int fd, unsigned int seals) { return fcntl(fd, F_ADD_SEALS, seals); }
 
