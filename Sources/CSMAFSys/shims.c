@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
@@ -32,6 +33,10 @@ const char *csmaf_image_path(const void *address)
 }
 
 int csmaf_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
+
+void csmaf_stderr_lock(void) { flockfile(stderr); }
+void csmaf_stderr_flush(void) { fflush(stderr); }
+void csmaf_stderr_unlock(void) { funlockfile(stderr); }
 
 int csmaf_add_seals(int fd, unsigned int seals) { return fcntl(fd, F_ADD_SEALS, seals); }
 

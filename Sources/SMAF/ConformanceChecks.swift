@@ -155,7 +155,12 @@ struct ConformanceCalls {
     }
 
     /// Several threads at once get the verdicts one thread got, distinct
-    /// fds, sound allocations, and leave no fd behind.
+    /// fds, sound allocations, and leave no fd behind. The threads go in
+    /// rounds: all call match and allocate together, and every allocation of
+    /// a round stays alive until all are registered, so two calls handed the
+    /// same fd are caught as such however the threads were scheduled (once
+    /// one released, the other's fd would be closed or someone else's: a
+    /// size mismatch, or a crash in the audit, instead of the cause).
     func concurrent(_ expected: [String: LoadedPlugin.RawVerdict], _ allocated: [ConformanceProbe], threads: Int = 4, iterations: Int = 24) -> Check {
         // Shared fds first in the report: they are the cause, broken sizes the symptom.
         struct Shared { var live: Set<Int32> = []; var shared: [String] = []; var problems: [String] = []; var allocations = 0 }
@@ -164,7 +169,7 @@ struct ConformanceCalls {
         let probes = plausible, plugin = plugin
         guard !probes.isEmpty else { return Check("concurrent-calls", .skip, "no requests to ask") }
         let before = OpenFiles.count()
-        ConcurrentRun.onThreads(threads) { t in
+        ConcurrentRun.onThreads(threads) { t, together in
             for i in 0..<iterations {
                 let probe = probes[(t * 7 + i) % probes.count]
                 let c = probe.call()
@@ -172,22 +177,31 @@ struct ConformanceCalls {
                 if let want = expected[probe.label], verdict != want {
                     shared.withLock { $0.problems.append("'\(probe.label)' on thread \(t): \(verdict.text), alone it was \(want.text)") }
                 }
-                guard verdict.accepted, allocatable.contains(probe.label) else { continue }
-                var result = plugin.rawAllocate(c)
-                guard result.code == 0, result.allocation.fd >= 0 else { continue }
-                let fd = result.allocation.fd
-                let fresh = shared.withLock { s in s.allocations += 1; return s.live.insert(fd).inserted }
-                guard fresh else {
-                    // Releasing would close an fd another thread holds: leave it.
-                    shared.withLock { $0.shared.append("two allocations alive at once share fd \(fd)") }
-                    continue
+                var result: LoadedPlugin.RawAllocation?
+                if verdict.accepted, allocatable.contains(probe.label) {
+                    let r = plugin.rawAllocate(c)
+                    if r.code == 0, r.allocation.fd >= 0 { result = r }
                 }
-                let broken = AllocationAudit.violations(c, result.allocation)
-                shared.withLock { s in
-                    s.problems += broken.map { "'\(probe.label)' on thread \(t): \($0)" }
-                    s.live.remove(fd)
+                // The first to register an fd owns it for this round; a second holder is the fault.
+                let owner = result.map { r in
+                    shared.withLock { s in
+                        s.allocations += 1
+                        if s.live.insert(r.allocation.fd).inserted { return true }
+                        s.shared.append("two allocations alive at once share fd \(r.allocation.fd)")
+                        return false
+                    }
+                } ?? false
+                together() // every allocation of this round is registered, none released
+                if owner, var r = result {
+                    let broken = AllocationAudit.violations(c, r.allocation)
+                    shared.withLock { s in
+                        s.problems += broken.map { "'\(probe.label)' on thread \(t): \($0)" }
+                        s.live.remove(r.allocation.fd)
+                    }
+                    plugin.release(&r.allocation)
                 }
-                plugin.release(&result.allocation)
+                // A shared fd's second holder does not release: that would close the fd the owner holds.
+                together()
             }
         }
         let after = OpenFiles.count()
@@ -199,55 +213,3 @@ struct ConformanceCalls {
     }
 }
 
-/// Runs `body(i)` on `count` new threads that start together, and waits for all.
-enum ConcurrentRun {
-    /// Threads wait here until every thread that could be created has arrived.
-    private final class Gate: Sendable {
-        let arrived = Atomic<Int>(0)
-        let expected: Atomic<Int>
-        init(_ expected: Int) { self.expected = Atomic(expected) }
-    }
-
-    private final class Job: Sendable {
-        let body: @Sendable (Int) -> Void
-        let index: Int
-        let gate: Gate
-        init(_ body: @escaping @Sendable (Int) -> Void, _ index: Int, _ gate: Gate) {
-            self.body = body
-            self.index = index
-            self.gate = gate
-        }
-
-        func run() {
-            gate.arrived.add(1, ordering: .sequentiallyConsistent)
-            while gate.arrived.load(ordering: .sequentiallyConsistent) < gate.expected.load(ordering: .sequentiallyConsistent) {
-                sched_yield()
-            }
-            body(index)
-        }
-    }
-
-    static func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        let gate = Gate(count)
-        var threads: [pthread_t] = []
-        var leftOver: [Int] = []
-        for i in 0..<count {
-            let job = Unmanaged.passRetained(Job(body, i, gate)).toOpaque()
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { raw in
-                Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().run()
-                return nil
-            }, job)
-            if rc == 0 {
-                threads.append(thread)
-            } else {
-                Unmanaged<Job>.fromOpaque(job).release()
-                gate.expected.subtract(1, ordering: .sequentiallyConsistent)
-                leftOver.append(i)
-            }
-        }
-        for thread in threads { pthread_join(thread, nil) }
-        // No thread to be had (a limit): still run the work, one after another.
-        for i in leftOver { body(i) }
-    }
-}

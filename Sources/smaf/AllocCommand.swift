@@ -8,14 +8,16 @@ struct AllocCommand: ParsableCommand {
         commandName: "alloc",
         abstract: "Allocate one buffer for a set of devices and show what was chosen.",
         discussion: """
-        Ask for bytes (--size 8M) or an image (--width 1920 --height 1080 --format XR24).
-        Each --device adds a device constraint descriptor (JSON, see docs/CONSTRAINTS.md);
-        the first allocator in rank order whose match() accepts all of them allocates.
+        Ask for bytes (--size 8M) or an image (--width 1920 --height 1080 --format \
+        XR24). Each --device adds a device constraint descriptor (JSON, see \
+        docs/CONSTRAINTS.md); the first allocator in rank order whose match() accepts \
+        all of them allocates.
 
-        Hand the buffer to another program with --exec: it runs with the buffer as fd 3 and
+        Hand the buffer to another program with --exec, and smaf exits with its \
+        status. The program gets the buffer as fd 3, and in its environment:
           SMAF_FD=3 SMAF_SIZE SMAF_FORMAT SMAF_WIDTH SMAF_HEIGHT SMAF_MODIFIER
           SMAF_PLANES=offset:stride,... SMAF_DMABUF=1|0
-        in its environment, and smaf exits with its status:
+        For example:
           smaf alloc --size 4M --exec -- sh -c 'ls -l /proc/self/fd/3'
         """
     )

@@ -9,18 +9,20 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Compare allocators on this machine and measure what the framework costs over the raw syscalls.",
         discussion: """
-        For each allocator and size it times the phases of a buffer's life separately:
-        allocate, export to an fd, first CPU touch of every page, import into each DRM
-        device that takes the buffer, release. Each cold cycle through smaf is paired with
-        the same backend's raw syscalls (CSMAFBaseline: CREATE_DUMB + PRIME export, gbm_bo_create
-        + gbm_bo_get_fd, memfd + seals + UDMABUF_CREATE, DMA_HEAP_IOCTL_ALLOC), run A, B, A, B
-        so drift hits both; the headline is the median ratio smaf/raw of allocate + export +
-        release. Then the same through a BufferPool (scrubbed and not), and the cost of one
-        more allocation with 1 to 1,000 buffers live.
+        For each allocator and size it times the phases of a buffer's life \
+        separately: allocate, export to an fd, first CPU touch of every page, import \
+        into each DRM device that takes the buffer, release. Each cold cycle through \
+        smaf is paired with the same backend's raw syscalls (CSMAFBaseline: \
+        CREATE_DUMB + PRIME export, gbm_bo_create + gbm_bo_get_fd, memfd + seals + \
+        UDMABUF_CREATE, DMA_HEAP_IOCTL_ALLOC), run A, B, A, B so drift hits both; the \
+        headline is the median ratio smaf/raw of allocate + export + release. Then \
+        the same through a BufferPool (scrubbed and not), and the cost of one more \
+        allocation with 1 to 1,000 buffers live.
 
-        A size is laid out as an XR24 image 1024 pixels wide, so every allocator, image-only
-        ones included, gets the same bytes. Absolute times in a VM are not hardware times; the
-        ratios, measured side by side, are. docs/BENCHMARKS.md has the method and one run.
+        A size is laid out as an XR24 image 1024 pixels wide, so every allocator, \
+        image-only ones included, gets the same bytes. Absolute times in a VM are not \
+        hardware times; the ratios, measured side by side, are. docs/BENCHMARKS.md \
+        has the method and one run.
         """
     )
 

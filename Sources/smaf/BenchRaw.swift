@@ -38,8 +38,10 @@ final class RawBackend {
 
     /// The raw equivalent of what `allocator` handed out (`a`), or why
     /// there is none. The backend follows the allocation's exporter, so the
-    /// raw path runs on the very device or heap the framework chose.
-    static func matching(allocator: String, _ a: Allocation) -> Result<RawBackend, BenchSkip> {
+    /// raw path runs on the very device or heap the framework chose. What
+    /// Mesa's loader says opening a GBM device goes to `log` at debug level,
+    /// as the gbm plugin's does, not to the user's stderr.
+    static func matching(allocator: String, _ a: Allocation, log: Logger) -> Result<RawBackend, BenchSkip> {
         func skip(_ why: String) -> Result<RawBackend, BenchSkip> { .failure(BenchSkip("\(allocator): no raw baseline: \(why)")) }
         switch allocator {
         case "memfd":
@@ -60,7 +62,11 @@ final class RawBackend {
                 return skip("no primary node driven by \(driver)")
             }
             if allocator == "dumb" { return .success(RawBackend(kind: .dumb(device), label: a.exporter)) }
-            guard let gbm = csmaf_baseline_gbm_open(device.rawFD) else { return skip("gbm_create_device on \(device.path) failed") }
+            let fd = device.rawFD
+            let (opened, said) = StandardErrorCapture.capturing { csmaf_baseline_gbm_open(fd) }
+            StandardErrorCapture.forward(said.smafs)
+            for line in said.call { log(.debug, "Mesa, opening \(device.path) for the raw gbm baseline: \(line)") }
+            guard let gbm = opened else { return skip("gbm_create_device on \(device.path) failed") }
             return .success(RawBackend(kind: .gbm(device, gbm), label: a.exporter))
         default:
             return skip("CSMAFBaseline has raw paths for memfd (udmabuf), dmaheap, dumb and gbm only")

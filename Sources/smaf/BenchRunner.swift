@@ -90,7 +90,7 @@ final class BenchRunner {
         }
         let (allocation, importers) = probe
         var backend: RawBackend?
-        switch raw[name].map({ Result<RawBackend, BenchSkip>.success($0) }) ?? RawBackend.matching(allocator: name, allocation) {
+        switch raw[name].map({ Result<RawBackend, BenchSkip>.success($0) }) ?? RawBackend.matching(allocator: name, allocation, log: Logger(level: registry.configuration.logLevel)) {
         case .success(let b): backend = b; raw[name] = b
         case .failure(let skip): note(skip.message)
         }

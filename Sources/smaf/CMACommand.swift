@@ -7,28 +7,28 @@ struct CMACommand: ParsableCommand {
         commandName: "cma",
         abstract: "Show the cma allocator's region: size, backing, use, free runs and a map.",
         discussion: """
-        The cma allocator emulates the kernel's Contiguous Memory Allocator:
-        one region reserved when the plugin opens (like cma=), buffers carved
-        out of it first fit with power-of-two alignment and exported as
-        udmabuf dma-bufs. Running out and fragmentation behave as on real
-        CMA, and smaf falls back to the next allocator.
+        The cma allocator emulates the kernel's Contiguous Memory Allocator: one \
+        region reserved when the plugin opens (like cma=), buffers carved out of it \
+        first fit with power-of-two alignment and exported as udmabuf dma-bufs. \
+        Running out and fragmentation behave as on real CMA, and smaf falls back to \
+        the next allocator.
 
-        Each process that loads smaf reserves its own region, so on its own
-        this command shows an empty one. --alloc carves buffers out of it
-        first, --free gives some back:
+        Each process that loads smaf reserves its own region, so on its own this \
+        command shows an empty one. --alloc carves buffers out of it first, --free \
+        gives some back:
           smaf cma --alloc 8M,1M,4M --free 1
             (a 1 MiB hole between two buffers)
           smaf cma --alloc 16M,16M,16M,16M --free 0,2
             (32 MiB free, but no free block over 16 MiB)
 
         Settings (environment, or cma.size / cma.backing in the config file):
-          SMAF_CMA_SIZE     region size like cma= (default 64M, rounded up
-                            to 2 MiB)
-          SMAF_CMA_BACKING  auto (hugetlb when huge pages are free, else
-                            shmem), hugetlb or shmem
-        Physical contiguity is verified from /proc/self/pagemap, which shows
-        page frame numbers only to root (CAP_SYS_ADMIN); otherwise the report
-        says "not verified".
+          SMAF_CMA_SIZE     region size like cma= (default 64M, rounded up to 2M)
+          SMAF_CMA_BACKING  auto (hugetlb when huge pages are free, else shmem),
+                            hugetlb or shmem
+
+        Physical contiguity is verified from /proc/self/pagemap, which shows page \
+        frame numbers only to root (CAP_SYS_ADMIN); otherwise the report says "not \
+        verified".
         """
     )
 

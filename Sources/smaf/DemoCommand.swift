@@ -9,10 +9,10 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Show what smaf does in one run: plugins, devices, a scanout-sized buffer and why it went where it went.",
         discussion: """
-        The README's main job. It loads the plugins, looks at the devices, allocates a
-        1920x1080 XR24 buffer for a display plane and the CPU, explains the choice,
-        exports it, checks the bytes through two mappings, imports it into every DRM
-        device that will take it, and times allocate+export+release per allocator
+        The README's main job. It loads the plugins, looks at the devices, allocates \
+        a 1920x1080 XR24 buffer for a display plane and the CPU, explains the choice, \
+        exports it, checks the bytes through two mappings, imports it into every DRM \
+        device that will take it, and times allocate+export+release per allocator \
         against the raw syscalls.
         """
     )

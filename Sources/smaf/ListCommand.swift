@@ -6,10 +6,10 @@ struct ListCommand: ParsableCommand {
         commandName: "list",
         abstract: "List the allocator plugins found, in the order they are tried.",
         discussion: """
-        Higher rank is tried first; ties go by name. Rank 'none' (0) is used only when a
-        request forces the allocator by name. Change ranks without rebuilding:
+        Higher rank is tried first; ties go by name. Rank 'none' (0) is used only \
+        when a request forces the allocator by name. Plugins the loader refused are \
+        listed with the reason. Change ranks without rebuilding:
           SMAF_RANKS=memfd:primary,dumb:none smaf list
-        Plugins the loader refused are listed with the reason.
         """
     )
 

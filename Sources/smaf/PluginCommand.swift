@@ -15,12 +15,17 @@ struct PluginCommand: ParsableCommand {
 
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write a complete out-of-tree plugin project that builds against an installed smaf.",
+            abstract: "Write a complete out-of-tree plugin project that builds against this smaf.",
             discussion: """
-            --lang swift: a SwiftPM package depending on smaf's source tree (for SMAFPluginKit),
-            building libsmafplugin_NAME.so with `swift build`.
-            --lang c: NAME.c and a Makefile taking <smaf/plugin.h> from `pkg-config smaf-plugin`.
-            Either loads as written: SMAF_PLUGIN_PATH=<the .so> smaf list.
+            --lang swift: a SwiftPM package depending on smaf's source tree (for \
+            SMAFPluginKit), building libsmafplugin_NAME.so with `swift build`.
+
+            --lang c: NAME.c and a Makefile taking <smaf/plugin.h> from `pkg-config \
+            smaf-plugin` where smaf is installed, else from this smaf (its PREFIX/include, \
+            or the source tree it was built in), so it builds without `make install`.
+
+            Either loads as written: SMAF_PLUGIN_PATH=<the .so> smaf list; `make check` \
+            or `smaf plugin check` runs the conformance checks.
             """
         )
 
@@ -31,7 +36,7 @@ struct PluginCommand: ParsableCommand {
         @Option(help: "swift or c.") var lang: Language
         @Option(help: "The folder to write (default: ./NAME). Must not exist or be empty.")
         var output: String?
-        @Option(help: "For --lang swift: smaf's source tree the package depends on (default: PREFIX/share/smaf/source).")
+        @Option(help: "For --lang swift: smaf's source tree the package depends on (default: PREFIX/share/smaf/source, else the tree this smaf was built in).")
         var smafSource: String?
 
         func validate() throws {
@@ -47,25 +52,18 @@ struct PluginCommand: ParsableCommand {
             let files: [PluginTemplates.File]
             switch lang {
             case .swift:
-                let source = try absolute(smafSource ?? Self.installedSource())
+                let source = try absolute(smafSource ?? Origin.packageSource)
                 files = PluginTemplates.swift(name: name, smafSource: source)
             case .c:
-                files = PluginTemplates.c(name: name)
+                files = PluginTemplates.c(name: name, include: Origin.pluginIncludeDirectory, smaf: Origin.executable)
             }
             for file in files { try write(file.contents, to: "\(dir)/\(file.path)") }
             print("wrote \(lang.rawValue) plugin '\(name)' in \(dir):")
             for file in files { print("  \(file.path)") }
+            let smaf = Origin.executable ?? "smaf"
             print(lang == .swift
-                  ? "next: cd \(dir) && swift build && smaf plugin check .build/debug/libsmafplugin_\(name).so"
-                  : "next: cd \(dir) && make && smaf plugin check ./libsmafplugin_\(name).so")
-        }
-
-        /// PREFIX/share/smaf/source, PREFIX being the folder above this executable's bin/.
-        static func installedSource() -> String {
-            let exe = realPath("/proc/self/exe") ?? "/usr/local/bin/smaf"
-            let bin = exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]
-            let prefix = bin[..<(bin.lastIndex(of: "/") ?? bin.startIndex)]
-            return "\(prefix)/share/smaf/source"
+                  ? "next: cd \(dir) && swift build && \(smaf) plugin check .build/debug/libsmafplugin_\(name).so"
+                  : "next: cd \(dir) && make && make check")
         }
     }
 
@@ -73,10 +71,12 @@ struct PluginCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the conformance checks against a plugin binary.",
             discussion: """
-            Loads the plugin through smaf's own loader and checks: \(Conformance.checks.map(\.name).joined(separator: ", ")).
-            One PASS/FAIL/SKIP line per check with the reason; exit status 1 if any check failed.
-            SKIP means nothing to check with (e.g. no device on this machine the plugin serves).
-            SMAF_LOG=debug shows the plugin's own log lines.
+            Loads the plugin through smaf's own loader and checks: \
+            \(Conformance.checks.map(\.name).joined(separator: ", ")).
+
+            One PASS/FAIL/SKIP line per check with the reason; exit status 1 if any \
+            check failed. SKIP means nothing to check with (e.g. no device on this \
+            machine the plugin serves). SMAF_LOG=debug shows the plugin's own log lines.
             """
         )
 
@@ -119,12 +119,6 @@ struct PluginCommand: ParsableCommand {
             if !report.passed { throw ExitCode(1) }
         }
     }
-}
-
-private func realPath(_ path: String) -> String? {
-    guard let p = realpath(path, nil) else { return nil }
-    defer { free(p) }
-    return String(cString: p)
 }
 
 private func absolute(_ path: String) throws -> String {

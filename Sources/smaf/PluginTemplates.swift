@@ -1,5 +1,5 @@
 /// The projects `smaf plugin new` writes: a complete out-of-tree plugin that
-/// builds against an installed smaf and passes `smaf plugin check` as
+/// builds against an installed smaf, or the smaf tree that wrote it, and passes `smaf plugin check` as
 /// generated. Both serve plain CPU memory (Swift: POSIX shm, C: a sealed
 /// memfd) at rank none, so a new plugin takes no buffer until it is named or
 /// its author raises the rank; the comments mark where a vendor's heap goes.
@@ -168,24 +168,40 @@ enum PluginTemplates {
 
     // MARK: C
 
-    /// A C source file and a Makefile that finds the header with pkg-config.
-    static func c(name: String) -> [File] {
+    /// A C source file and a Makefile that takes the header from pkg-config
+    /// where smaf is installed, else from `include`, the smaf that wrote the
+    /// project (its PREFIX/include or its source tree), so the project builds
+    /// from a fresh clone without `make install`. `smaf` is that smaf's
+    /// executable, for `make check` where no smaf is on PATH.
+    static func c(name: String, include: String?, smaf: String?) -> [File] {
         let cname = cName(name)
+        // make cannot quote a path with blanks or make syntax in it: such a path is left out,
+        // and the Makefile's error says how to give one.
+        let include = include.flatMap(makeSafe) ?? ""
+        let smaf = smaf.flatMap(makeSafe) ?? "smaf"
         return [
             File(path: "\(cname).c", contents: cSource(name: name, cname: cname)),
             File(path: "Makefile", contents: #"""
-            # libsmafplugin_\#(name).so against an installed smaf: the header comes from
-            # pkg-config's smaf-plugin (PKG_CONFIG_PATH=PREFIX/lib/pkgconfig if smaf is
-            # not in a standard prefix). `make check` runs smaf's conformance checks.
+            # libsmafplugin_\#(name).so. The header <smaf/plugin.h> comes from pkg-config's
+            # smaf-plugin where smaf is installed (PKG_CONFIG_PATH=PREFIX/lib/pkgconfig for a
+            # prefix pkg-config does not search), else from SMAF_INCLUDE: the smaf that
+            # generated this project. `make check` runs smaf's conformance checks.
             PKG_CONFIG ?= pkg-config
             CFLAGS ?= -O2 -g
             LIB := libsmafplugin_\#(name).so
+            SMAF_INCLUDE ?= \#(include)
+            # The smaf on PATH, else the one that generated this project.
+            SMAF ?= $(if $(shell command -v smaf),smaf,\#(smaf))
 
-            ifeq ($(shell $(PKG_CONFIG) --exists smaf-plugin && echo yes),)
-            $(error smaf-plugin.pc not found: install smaf, or set PKG_CONFIG_PATH to its lib/pkgconfig)
-            endif
+            ifeq ($(shell $(PKG_CONFIG) --exists smaf-plugin && echo yes),yes)
             SMAF_CFLAGS := $(shell $(PKG_CONFIG) --cflags smaf-plugin)
             PLUGINDIR ?= $(shell $(PKG_CONFIG) --variable=plugindir smaf-plugin)
+            else ifneq ($(wildcard $(SMAF_INCLUDE)/smaf/plugin.h),)
+            SMAF_CFLAGS := -I$(SMAF_INCLUDE)
+            PLUGINDIR ?= /usr/local/lib/smaf/plugins
+            else
+            $(error smaf/plugin.h not found: pkg-config knows no smaf-plugin and SMAF_INCLUDE ($(SMAF_INCLUDE)) has none; build with: make SMAF_INCLUDE=<smaf tree>/Sources/CSMAFPlugin/include)
+            endif
 
             all: $(LIB)
 
@@ -193,7 +209,7 @@ enum PluginTemplates {
             \#t$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -fPIC -shared $(SMAF_CFLAGS) -o $@ $< $(LDFLAGS)
 
             check: $(LIB)
-            \#tsmaf plugin check ./$(LIB)
+            \#t$(SMAF) plugin check ./$(LIB)
 
             install: $(LIB)
             \#tinstall -D -m 0755 $(LIB) $(DESTDIR)$(PLUGINDIR)/$(LIB)
@@ -211,10 +227,20 @@ enum PluginTemplates {
             smaf alloc --size 4M --allocator \#(name) --explain
             make check
             """#, install: "make install", dependency: """
-            The Makefile takes the header from `pkg-config --cflags smaf-plugin`; with smaf
-            installed outside the standard prefixes, set `PKG_CONFIG_PATH=PREFIX/lib/pkgconfig`.
+            The Makefile takes the header from `pkg-config --cflags smaf-plugin` where smaf is
+            installed (with smaf outside the standard prefixes, set
+            `PKG_CONFIG_PATH=PREFIX/lib/pkgconfig`), else from `SMAF_INCLUDE`, set to the smaf
+            that generated this project: `make SMAF_INCLUDE=<smaf tree>/Sources/CSMAFPlugin/include`
+            points it at another. Without an installed smaf, `smaf` above is the one in
+            `<smaf tree>/.build/debug/`.
             """)),
         ]
+    }
+
+    /// `path` if make can take it as written (no blanks, quotes, backslashes or make syntax), else nil.
+    static func makeSafe(_ path: String) -> String? {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,@=~")
+        return !path.isEmpty && path.allSatisfy(allowed.contains) ? path : nil
     }
 
     private static func readme(name: String, build: String, install: String, dependency: String) -> String {

@@ -7,11 +7,12 @@ struct ProbeCommand: ParsableCommand {
         commandName: "probe",
         abstract: "Probe every DRM device into a constraint descriptor, with what it can import measured.",
         discussion: """
-        For each /dev/dri/card* node: the driver, its caps, its display planes (formats and
-        modifiers from IN_FORMATS), and which exporters' dma-bufs it really imports: a small
-        udmabuf, a buffer from each dma-heap and a dumb buffer from each DRM device are
-        test-imported. Import results are cached for the current boot; --refresh measures again.
-        The descriptor printed is what `smaf alloc --device /dev/dri/cardN` uses.
+        For each /dev/dri/card* node: the driver, its caps, its display planes \
+        (formats and modifiers from IN_FORMATS), and which exporters' dma-bufs it \
+        really imports: a small udmabuf, a buffer from each dma-heap and a dumb \
+        buffer from each DRM device are test-imported. Import results are cached for \
+        the current boot; --refresh measures again. The descriptor printed is what \
+        `smaf alloc --device /dev/dri/cardN` uses.
         """
     )
 

@@ -8,16 +8,24 @@ struct SMAFCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "smaf",
         abstract: "Secure Memory Allocation Framework: describe the devices that will touch a buffer, get memory all of them can use.",
+        // Paragraphs are single lines (`\` joins the source lines): the parser
+        // wraps them to the terminal. The variable list is a block of short lines.
         discussion: """
-        smaf loads allocator plugins at run time, ranks them, and gives each buffer to the
-        first allocator whose match() accepts every attached device. Allocation is deferred
-        until the memory is first needed, so every device has had its say.
+        smaf loads allocator plugins at run time, ranks them, and gives each buffer to \
+        the first allocator whose match() accepts every attached device. Allocation is \
+        deferred until the memory is first needed, so every device has had its say.
 
         Environment:
-          SMAF_PLUGIN_PATH  extra plugin files or folders, colon separated, searched first
-          SMAF_RANKS        rank overrides, e.g. memfd:primary,dumb:none (none = only when forced)
-          SMAF_LOG          error | warning | info | debug (loading and every match verdict)
-          SMAF_CONFIG       a config file instead of ~/.config/smaf/smaf.conf or /etc/smaf/smaf.conf
+          SMAF_PLUGIN_PATH      plugin files or folders to search first (a:b:c)
+          SMAF_DEFAULT_PLUGINS  0: search SMAF_PLUGIN_PATH only
+          SMAF_RANKS            rank overrides: memfd:primary,dumb:none
+          SMAF_LOG              error, warning (default), info or debug
+          SMAF_CONFIG           another config file
+          SMAF_<PLUGIN>_<KEY>   a plugin setting, e.g. SMAF_CMA_SIZE=64M
+
+        The config file (~/.config/smaf/smaf.conf, else /etc/smaf/smaf.conf) has one \
+        `key = value` a line: ranks, plugin_path, log, <plugin>.<setting>; the \
+        environment wins over it.
         """,
         subcommands: [DemoCommand.self, ListCommand.self, AllocCommand.self, ProbeCommand.self, CMACommand.self, ScanoutCommand.self, PluginCommand.self, BenchCommand.self],
         defaultSubcommand: nil

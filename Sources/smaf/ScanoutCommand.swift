@@ -9,20 +9,20 @@ struct ScanoutCommand: ParsableCommand {
         commandName: "scanout",
         abstract: "Show a test pattern on a KMS display from a smaf buffer chosen for the display's plane.",
         discussion: """
-        Picks a connected connector, a mode (the preferred one by default), a
-        CRTC and its primary plane; describes the plane as a device (formats
-        and modifiers from IN_FORMATS, the device's size limits, the exporters
-        it imports from, as measured by the probe) and lets the core choose
-        the allocator; imports the dma-buf, creates the framebuffer
-        (AddFB2WithModifiers, else AddFB2, else AddFB), draws the pattern
-        through a CPU mapping and sets the mode (an atomic commit tested with
-        TEST_ONLY first; legacy SetCrtc where there is no atomic).
+        Picks a connected connector, a mode (the preferred one by default), a CRTC \
+        and its primary plane; describes the plane as a device (formats and \
+        modifiers from IN_FORMATS, the device's size limits, the exporters it imports \
+        from, as measured by the probe) and lets the core choose the allocator; \
+        imports the dma-buf, creates the framebuffer (AddFB2WithModifiers, else \
+        AddFB2, else AddFB), draws the pattern through a CPU mapping and sets the \
+        mode (an atomic commit tested with TEST_ONLY first; legacy SetCrtc where \
+        there is no atomic).
 
-        Without --frames or --seconds the picture stays until Ctrl-C or
-        SIGTERM. With --frames N a swapchain of --buffers buffers page-flips
-        N frames, redrawing each, and the flip rate is printed. On exit,
-        normal or by SIGINT/SIGTERM (status 128+signal), the CRTC is put back
-        as it was. Needs DRM master: no display server may hold the device.
+        Without --frames or --seconds the picture stays until Ctrl-C or SIGTERM. \
+        With --frames N a swapchain of --buffers buffers page-flips N frames, \
+        redrawing each, and the flip rate is printed. On exit, normal or by \
+        SIGINT/SIGTERM (status 128+signal), the CRTC is put back as it was. Needs \
+        DRM master: no display server may hold the device.
         """
     )
 

@@ -28,7 +28,7 @@
  *   FIXTURE_MATCH_SIDE_EFFECT   match() creates a memfd and keeps it
  *   FIXTURE_WRONG_PITCH         packs rows tightly, ignoring the pitch alignment
  *   FIXTURE_LEAK_FD             allocate() keeps a dup of the fd that release() never closes
- *   FIXTURE_THREAD_UNSAFE       allocate() passes the fd through an unlocked global
+ *   FIXTURE_THREAD_UNSAFE       allocate() passes the fd through an unlocked global, overlapping calls by design
  *   FIXTURE_CLOSE_LEAKS         open() opens a memfd that close() never closes
  *
  * Lies the core must catch at allocation (either mode):
@@ -188,10 +188,18 @@ static int strict_allocate(const struct smaf_request *r, const struct smaf_const
     (void)dup(fd); /* "bookkeeping" release() never closes */
 #endif
 #ifdef FIXTURE_THREAD_UNSAFE
-    static int slot; /* shared by every thread, no lock */
-    slot = fd;
-    usleep(1000);
-    fd = slot;
+    /* One slot for every thread's fd, no lock: a call that overlaps the next
+     * one returns that one's fd. So that the overlap is certain rather than a
+     * matter of scheduling, each call waits (10 ms at most) for another call
+     * to come in after it; the last call of a burst times out and keeps its
+     * own fd, which the call before it returns as well. (The slot and count
+     * are atomics so that the C is defined: the fault is the protocol.) */
+    static int slot, arrivals;
+    __atomic_store_n(&slot, fd, __ATOMIC_SEQ_CST);
+    int me = __atomic_add_fetch(&arrivals, 1, __ATOMIC_SEQ_CST);
+    for (int waited = 0; waited < 100 && __atomic_load_n(&arrivals, __ATOMIC_SEQ_CST) == me; waited++)
+        usleep(100);
+    fd = __atomic_load_n(&slot, __ATOMIC_SEQ_CST);
 #endif
     out->fd = fd;
     out->size = size;

@@ -7,7 +7,7 @@ import Testing
 /// phase imports into the devices that take the buffer (measured: vgem takes
 /// udmabuf and dma-heap buffers; each DRM device takes its own dumb
 /// buffers). No timing is asserted, only that every figure was measured.
-@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason))
+@Suite(.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason))
 struct BenchVMTests {
     func object(_ any: Any?) -> [String: Any] { any as? [String: Any] ?? [:] }
     func array(_ any: Any?) -> [[String: Any]] { any as? [[String: Any]] ?? [] }

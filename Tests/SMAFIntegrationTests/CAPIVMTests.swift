@@ -5,7 +5,7 @@ import Testing
 /// The C API end to end in the VM: install, build a C program against the
 /// installed header with pkg-config, attach a real DRM device by its fd,
 /// and get a dma-buf back.
-@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason))
+@Suite(.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason))
 struct CAPIVMTests {
     @Test func aCProgramGetsADmaBufForADRMDevice() throws {
         let root = String(#filePath.split(separator: "/").dropLast(3).joined(separator: "/")).withLeadingSlash

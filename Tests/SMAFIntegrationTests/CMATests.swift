@@ -7,7 +7,7 @@ import Testing
 /// The cma plugin against the VM's real udmabuf, hugetlb and pagemap. Needs
 /// 2 MiB huge pages for a 64 MiB region: run with `scripts/vm --hugepages 64`.
 /// Offsets are read from the allocation's detail ("... at offset 0x100000 ...").
-@Suite(.serialized, .enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason))
+@Suite(.serialized, .enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason))
 struct CMATests {
     static let mib: UInt64 = 1 << 20
 

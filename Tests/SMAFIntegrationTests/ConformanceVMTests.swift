@@ -7,7 +7,7 @@ import Testing
 /// allocation checks must really allocate, including scanout buffers for
 /// each DRM device as `smaf probe` describes it (with the exporters it was
 /// measured to import): skipping them would hide what the checks are for.
-@Suite(.serialized, .enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason))
+@Suite(.serialized, .enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason))
 struct ConformanceVMTests {
     static func check(_ name: String) throws -> ConformanceReport {
         let path = "\(KernelTestBed.buildDirectory)/libsmafplugin_\(name).so"

@@ -7,7 +7,7 @@ import Testing
 
 /// The DRM layer, the probe and the dumb allocator against the VM's real
 /// drivers (vgem, virtio-gpu, bochs).
-@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason), .serialized)
+@Suite(.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason), .serialized)
 struct DRMTests {
     func node(_ driver: String) throws -> String { try KernelTestBed.device(driver: driver).path }
 

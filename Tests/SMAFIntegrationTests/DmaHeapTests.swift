@@ -7,7 +7,7 @@ import Testing
 /// The dmaheap plugin against the VM's real /dev/dma_heap (only "system":
 /// no CMA heap there). Expected values were measured in the VM first
 /// (Debian 13 kernel 6.12), so a kernel that behaves differently shows up.
-@Suite(.serialized, .enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason))
+@Suite(.serialized, .enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason))
 struct DmaHeapTests {
     /// Like KernelTestBed.registry, with rank overrides and plugin settings.
     func registry(_ plugins: [String], ranks: String? = nil, settings: [String: String] = [:]) throws -> AllocatorRegistry {

@@ -8,7 +8,7 @@ import Testing
 /// an application would. Mesa serves all three with kms_swrast (vgem and
 /// bochs have no Mesa driver, virtio-gpu has no 3D under QEMU): linear dumb
 /// buffers, no modifier support (ENOSYS), NV12 unsupported.
-@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason), .serialized)
+@Suite(.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason), .serialized)
 struct GBMTests {
     static let drivers = ["vgem", "virtio_gpu", "bochs-drm"]
 
@@ -186,5 +186,20 @@ struct GBMTests {
         #expect(a.allocator == "memfd")
         #expect(a.planes.first?.stride == 4096)
         #expect(OpenFiles.count() == before, "the BO that did not fit and its dma-buf are gone")
+    }
+
+    /// What Mesa's loader says opening vgem (it has no driver of its own) is
+    /// not lost: SMAF_LOG=debug shows it, as one of the gbm plugin's log lines.
+    @Test func mesasLoaderLinesGoToTheDebugLog() throws {
+        let vgem = try KernelTestBed.device(driver: "vgem").path
+        var env = KernelTestBed.environmentWithoutSMAF
+        env["SMAF_GBM_DEVICE"] = vgem
+        env["SMAF_LOG"] = "debug"
+        let r = try KernelTestBed.execute("\(KernelTestBed.buildDirectory)/smaf",
+                                          ["alloc", "--allocator", "gbm", "--width", "64", "--height", "64", "--format", "XR24"], environment: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.allSatisfy { $0.hasPrefix("smaf: ") }, "only smaf's own log lines:\n\(r.stderr)")
+        #expect(lines.contains { $0.hasPrefix("smaf: debug: [gbm] Mesa, opening \(vgem): MESA-LOADER: failed to open vgem") }, "\(r.stderr)")
     }
 }

@@ -9,7 +9,7 @@ import Testing
 /// from QEMU and compared with the pattern pixel for pixel, the CRTC put
 /// back afterwards, stop signals and a missing DRM master handled.
 /// Serialized: one display client at a time, or DRM master is contended.
-@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason), .serialized)
+@Suite(.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason), .serialized)
 struct ScanoutTests {
     static let displays = ["virtio_gpu", "bochs-drm"]
     /// The allocators without GBM, which has its own test below.

@@ -7,7 +7,7 @@ import Testing
 /// Secure buffers against the real kernel: where a module denies CPU
 /// writes the fd itself is read-only, and the kernel refuses a writable
 /// mapping (EACCES) whatever the holder tries.
-@Suite(.enabled(if: KernelTestBed.enabled, KernelTestBed.skipReason))
+@Suite(.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason))
 struct SecureVMTests {
     func registry(_ plugins: [String], _ settings: [String: String]) -> AllocatorRegistry {
         var c = Configuration.only(pluginPaths: plugins.map { "\(KernelTestBed.buildDirectory)/libsmafplugin_\($0).so" })

@@ -3,9 +3,10 @@ import Foundation
 import SMAFSys
 import Testing
 
-/// BufferPool on the host (memfd memory) and AllocatorRegistry.choose.
-/// Serialized: the leak checks compare this process's fd count.
-@Suite(.serialized) struct BufferPoolTests {
+/// BufferPool on the host (memfd memory) and AllocatorRegistry.choose. The
+/// leak checks count fds in a child process (an exit test), where no other
+/// test opens any.
+@Suite struct BufferPoolTests {
     func registry(_ extra: [String] = []) throws -> AllocatorRegistry {
         try TestSupport.registry([TestSupport.shippedPlugin("memfd")] + extra)
     }
@@ -141,30 +142,40 @@ import Testing
         #expect(buffer.securityLog.contains { $0.contains("scrub: zeroed 4096 bytes") }, "released through its module: \(buffer.securityLog)")
     }
 
-    @Test func drainAndDeinitReleaseEverything() throws {
-        // The registry first: its plugins hold fds of their own (/dev/udmabuf in the VM).
-        let registry = try registry()
-        let before = OpenFiles.count()
-        do {
-            let pool = BufferPool(registry: registry)
-            for _ in 0..<3 { pool.recycle(try pool.acquire(.bytes(4096), scrub: false)) }
-            let buffers = try (0..<3).map { _ in try pool.acquire(.bytes(8192)) }
-            buffers.forEach(pool.recycle)
-            #expect(OpenFiles.count() > before)
-            pool.drain()
-            #expect(pool.statistics.pooledCount == 0)
-            #expect(OpenFiles.count() == before)
-            pool.recycle(try pool.acquire(.bytes(4096)))
+    @Test func drainAndDeinitReleaseEverything() async {
+        await #expect(processExitsWith: .success) {
+            // The registry first: its plugins hold fds of their own (/dev/udmabuf in the VM).
+            let registry = try TestSupport.registry([TestSupport.shippedPlugin("memfd")])
+            let before = TestSupport.openFDs()
+            do {
+                let pool = BufferPool(registry: registry)
+                for _ in 0..<3 { pool.recycle(try pool.acquire(.bytes(4096), scrub: false)) }
+                let buffers = try (0..<3).map { _ in try pool.acquire(.bytes(8192)) }
+                buffers.forEach(pool.recycle)
+                #expect(TestSupport.openFDs() > before)
+                pool.drain()
+                #expect(pool.statistics.pooledCount == 0)
+                #expect(TestSupport.openFDs() == before)
+                pool.recycle(try pool.acquire(.bytes(4096)))
+            }
+            #expect(TestSupport.openFDs() == before, "the pool's deinit released what it held")
         }
-        #expect(OpenFiles.count() == before, "the pool's deinit released what it held")
+    }
+
+    @Test func chooseAllocatesNothing() async {
+        await #expect(processExitsWith: .success) {
+            let reject = try TestSupport.fixture(name: "picky", rank: 300, "FIXTURE_REJECT")
+            let r = try TestSupport.registry([TestSupport.shippedPlugin("memfd"), reject])
+            let before = TestSupport.openFDs()
+            _ = try r.choose(.bytes(1 << 20), devices: [DeviceConstraints(name: "cpu", usage: [.cpuRead])])
+            #expect(TestSupport.openFDs() == before, "nothing was allocated")
+        }
     }
 
     @Test func chooseNamesTheWinnerWithoutAllocating() throws {
         let reject = try TestSupport.fixture(name: "picky", rank: 300, "FIXTURE_REJECT")
         let r = try registry([reject])
-        let before = OpenFiles.count()
         let e = try r.choose(.bytes(1 << 20), devices: [DeviceConstraints(name: "cpu", usage: [.cpuRead])])
-        #expect(OpenFiles.count() == before, "nothing was allocated")
         #expect(e.chosen == "memfd")
         #expect(e.devices == ["cpu"])
         #expect(e.entries.map(\.outcome) == [.rejected, .chosen])

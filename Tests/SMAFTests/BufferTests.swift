@@ -7,15 +7,19 @@ import Testing
     let registry: AllocatorRegistry
     init() throws { registry = try TestSupport.registry([TestSupport.shippedPlugin("memfd")]) }
 
-    @Test func noMemoryUntilFirstUse() throws {
-        let fds = OpenFiles.count()
-        let buffer = try registry.buffer(.image(width: 640, height: 480, format: .xrgb8888))
-        #expect(buffer.allocation == nil)
-        #expect(buffer.explanation == nil)
-        #expect(OpenFiles.count() == fds, "a deferred buffer holds no fd")
-        let fd = try buffer.exportFD()
-        #expect(buffer.allocation?.allocator == "memfd")
-        #expect(try fd.byteSize() == buffer.allocation?.size)
+    /// In a child process: the fd count is this test's alone, whatever other tests open meanwhile.
+    @Test func noMemoryUntilFirstUse() async {
+        await #expect(processExitsWith: .success) {
+            let registry = try TestSupport.registry([TestSupport.shippedPlugin("memfd")])
+            let fds = TestSupport.openFDs()
+            let buffer = try registry.buffer(.image(width: 640, height: 480, format: .xrgb8888))
+            #expect(buffer.allocation == nil)
+            #expect(buffer.explanation == nil)
+            #expect(TestSupport.openFDs() == fds, "a deferred buffer holds no fd")
+            let fd = try buffer.exportFD()
+            #expect(buffer.allocation?.allocator == "memfd")
+            #expect(try fd.byteSize() == buffer.allocation?.size)
+        }
     }
 
     @Test func imageLayoutFromTheDevices() throws {

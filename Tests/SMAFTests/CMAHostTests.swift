@@ -76,21 +76,25 @@ import Testing
     }
 
     /// udmabuf needs F_SEAL_SHRINK and refuses F_SEAL_WRITE; GROW and SEAL fix the layout.
-    @Test func regionMemfdIsSealedForUdmabuf() throws {
-        let r = try registry(["cma.size": "2M"])
-        #expect(!r.plugins.isEmpty)
-        var found = 0
-        for name in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
-            guard let fd = Int32(name),
-                  let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
-                  target.hasPrefix("/memfd:smaf-cma") else { continue }
-            let seals = try Memfd.seals(fd)
-            #expect(seals.isSuperset(of: [.shrink, .grow, .seal]))
-            #expect(!seals.contains(.write))
-            found += 1
+    /// In a child process: the region's memfd is found among the fds, and
+    /// other tests' regions, opened and closed meanwhile, are not.
+    @Test func regionMemfdIsSealedForUdmabuf() async {
+        await #expect(processExitsWith: .success) {
+            let r = try TestSupport.registry([TestSupport.shippedPlugin("cma")], settings: ["cma.size": "2M"])
+            #expect(!r.plugins.isEmpty)
+            var found = 0
+            for name in try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+                guard let fd = Int32(name),
+                      let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)"),
+                      target.hasPrefix("/memfd:smaf-cma") else { continue }
+                let seals = try Memfd.seals(fd)
+                #expect(seals.isSuperset(of: [.shrink, .grow, .seal]))
+                #expect(!seals.contains(.write))
+                found += 1
+            }
+            #expect(found == 1, "the region's memfd is open while the plugin is")
+            withExtendedLifetime(r) {}
         }
-        #expect(found >= 1, "the region's memfd is open while the plugin is")
-        withExtendedLifetime(r) {}
     }
 
     @Test(.enabled(if: !hasUdmabuf, "this host has /dev/udmabuf: the VM tests cover allocation"))

@@ -1,5 +1,6 @@
 import Foundation
 import SMAF
+import Synchronization
 import Testing
 
 /// `smaf plugin check` on the host: the conformant fixture and the shipped
@@ -9,13 +10,18 @@ import Testing
 /// test bundle down.
 @Suite(.serialized) struct ConformanceTests {
     static func check(_ path: String) throws -> ConformanceReport {
+        let (report, status) = try checked(path)
+        #expect((status == 0) == report.passed, "exit status follows the verdict")
+        return report
+    }
+
+    /// `smaf plugin check --json` in a child process: the report and the exit status.
+    static func checked(_ path: String) throws -> (ConformanceReport, Int32) {
         var env = ProcessInfo.processInfo.environment
         env["SMAF_LOG"] = nil
         let r = try TestSupport.run(TestSupport.smafExecutable, ["plugin", "check", "--json", path], environment: env)
         guard r.status == 0 || r.status == 1 else { throw TestSupport.FixtureError(message: "smaf plugin check exited \(r.status): \(r.stderr)") }
-        let report = try JSONDecoder().decode(ConformanceReport.self, from: Data(r.stdout.utf8))
-        #expect((r.status == 0) == report.passed, "exit status follows the verdict")
-        return report
+        return (try JSONDecoder().decode(ConformanceReport.self, from: Data(r.stdout.utf8)), r.status)
     }
 
     static func failing(_ report: ConformanceReport) -> Set<String> {
@@ -56,6 +62,30 @@ import Testing
         #expect(Self.failing(report) == Set(fails), "\(report.checks.filter { $0.outcome == .fail }.map { "\($0.name): \($0.reason)" })")
         let first = try #require(report.check(fails[0]))
         #expect(first.reason.contains(because), "\(first.reason)")
+    }
+
+    /// The thread-unsafety verdict does not hang on scheduling: six checks of
+    /// the broken fixture side by side (their threads competing for two
+    /// cores) all name the cause, never a symptom such as a size mismatch or
+    /// a crash in the audit of an fd another thread closed.
+    @Test func theThreadUnsafetyVerdictHoldsUnderLoad() throws {
+        let path = try Self.strict("thread-unsafe", "FIXTURE_THREAD_UNSAFE")
+        let outcomes = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            let outcome: String
+            do {
+                let (report, _) = try Self.checked(path)
+                let failed = report.checks.filter { $0.outcome == .fail }
+                outcome = failed.map(\.name).joined(separator: ", ") + ": " + (failed.first?.reason ?? "passed")
+            } catch {
+                outcome = "\(error)"
+            }
+            outcomes.withLock { $0.append(outcome) }
+        }
+        for outcome in outcomes.withLock({ $0 }) {
+            // One failing check, and its reason starts with the cause.
+            #expect(outcome.hasPrefix("concurrent-calls: two allocations alive at once share fd "), "\(outcome)")
+        }
     }
 
     /// The loader's refusals land on the step that refused; later checks are skipped.

@@ -3,8 +3,9 @@ import SMAF
 import Testing
 
 /// `smaf plugin new` writes projects that build out of tree the way a
-/// plugin author builds them (make with pkg-config; swift build against the
-/// kit), load through SMAF_PLUGIN_PATH and pass `smaf plugin check`.
+/// plugin author builds them (make with pkg-config, or against the smaf tree
+/// that generated them; swift build against the kit), load through
+/// SMAF_PLUGIN_PATH and pass `smaf plugin check`.
 @Suite(.serialized) struct PluginNewTests {
     static let workspace: String = {
         let dir = NSTemporaryDirectory() + "smaf-plugin-new-\(getpid())"
@@ -65,12 +66,36 @@ import Testing
         #expect(make.status == 0, "\(make.stdout)\(make.stderr)")
         print("generated C plugin built in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
         try loadAndCheck("\(dir)/libsmafplugin_demo-c.so", name: "demo-c")
+    }
 
-        // Without the .pc file the Makefile says what is missing instead of a compiler error.
+    /// A fresh clone, nothing installed: pkg-config knows no smaf-plugin, so
+    /// the Makefile takes the header from the tree whose smaf generated it,
+    /// `make check` runs that smaf, and the plugin loads.
+    @Test func theCProjectBuildsFromTheGeneratingTreeWithoutInstall() throws {
+        let dir = "\(Self.workspace)/fresh-c"
+        let r = try smaf(["plugin", "new", "fresh-c", "--lang", "c", "--output", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasSuffix("next: cd \(dir) && make && make check\n"), "\(r.stdout)")
+        let makefile = try String(contentsOfFile: "\(dir)/Makefile", encoding: .utf8)
+        #expect(makefile.contains("SMAF_INCLUDE ?= \(TestSupport.packageRoot)/Sources/CSMAFPlugin/include\n"), "\(makefile)")
+
+        var env = ProcessInfo.processInfo.environment
         env["PKG_CONFIG_PATH"] = "/nonexistent"
-        let missing = try TestSupport.run("/usr/bin/make", ["-C", dir, "clean", "all"], environment: env)
+        env["PKG_CONFIG_LIBDIR"] = "/nonexistent" // not even a system-wide smaf-plugin.pc
+        env["PATH"] = "/usr/bin:/bin" // no smaf on PATH: `make check` runs the generating one
+        env["CFLAGS"] = "-O2 -Werror"
+        let make = try TestSupport.run("/usr/bin/make", ["-C", dir], environment: env)
+        #expect(make.status == 0, "\(make.stdout)\(make.stderr)")
+        #expect(make.stdout.contains("-I\(TestSupport.packageRoot)/Sources/CSMAFPlugin/include"), "\(make.stdout)")
+        try loadAndCheck("\(dir)/libsmafplugin_fresh-c.so", name: "fresh-c")
+        let check = try TestSupport.run("/usr/bin/make", ["-C", dir, "check"], environment: env)
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        #expect(check.stdout.contains("fresh-c: \(Conformance.checks.count) passed, 0 failed"), "\(check.stdout)")
+
+        // Neither pkg-config nor the tree: the Makefile says how to build instead of a compiler error.
+        let missing = try TestSupport.run("/usr/bin/make", ["-C", dir, "clean", "all", "SMAF_INCLUDE=/nonexistent"], environment: env)
         #expect(missing.status != 0)
-        #expect(missing.stderr.contains("smaf-plugin.pc not found"), "\(missing.stderr)")
+        #expect(missing.stderr.contains("smaf/plugin.h not found: pkg-config knows no smaf-plugin and SMAF_INCLUDE (/nonexistent) has none; build with: make SMAF_INCLUDE=<smaf tree>/Sources/CSMAFPlugin/include"), "\(missing.stderr)")
     }
 
     /// Builds the generated SwiftPM package against this checkout (about 1-2

@@ -1,5 +1,6 @@
 import Foundation
 import SMAF
+import SMAFSys
 import Synchronization
 
 /// Paths and helpers shared by the host tests.
@@ -19,6 +20,23 @@ enum TestSupport {
     }()
 
     static func shippedPlugin(_ name: String) -> String { "\(buildDirectory)/libsmafplugin_\(name).so" }
+
+    /// The fds open in this process that smaf could have opened, for leak
+    /// checks (run in an exit test's child, where no other test opens any):
+    /// /proc/self/fd less the event plumbing the test runtime opens when it
+    /// pleases (libdispatch's epoll, eventfd and timerfd: measured, a timerfd
+    /// appears in the child mid-test under load), which smaf never uses.
+    static func openFDs() -> Int {
+        let runtime: Set<String> = ["anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]"]
+        guard let names = try? Directory.entries("/proc/self/fd") else { return -1 }
+        var link = [CChar](repeating: 0, count: 256)
+        // The listing's own directory fd is closed again by now: its entry no longer resolves.
+        return names.filter { name in
+            let n = readlink("/proc/self/fd/\(name)", &link, link.count - 1)
+            guard n > 0 else { return false }
+            return !runtime.contains(String(decoding: link[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }.count
+    }
     static var smafExecutable: String { "\(buildDirectory)/smaf" }
 
     /// A registry loading exactly these plugin files (no default folders).

@@ -146,7 +146,12 @@ final class GBMAllocator: AllocatorPlugin {
         nodes.withLock { cache in
             if let known = cache[path] { return known }
             let result: Result<GBMNode, PluginError>
-            do throws(PluginError) { result = .success(try GBMNode(path: path)) } catch { result = .failure(error) }
+            let core = core
+            do throws(PluginError) {
+                result = .success(try GBMNode(path: path) { core.log(SMAF_LOG_DEBUG, "Mesa, opening \(path): \($0)") })
+            } catch {
+                result = .failure(error)
+            }
             if case .success(let n) = result { core.log(SMAF_LOG_INFO, "GBM device opened on \(n.label)") }
             cache[path] = result
             return result

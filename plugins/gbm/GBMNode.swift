@@ -31,24 +31,33 @@ final class GBMNode: @unchecked Sendable {
     ///
     /// On a device without its own Mesa driver, gbm_create_device prints
     /// "MESA-LOADER: failed to open vgem ..." / "failed to load driver" on
-    /// stderr before it falls back to kms_swrast and succeeds; on virtio-gpu
-    /// kms_swrast itself logs "KMS: DRM_IOCTL_MODE_CREATE_DUMB failed". That
-    /// noise is Mesa's. MESA_LOADER_DRIVER_OVERRIDE=kms_swrast silences the
-    /// loader lines (measured in the VM) but is not set here: setenv() in a
-    /// threaded host process races every getenv(), the setting is process-wide
-    /// (it would push the application's own EGL/GBM onto software rendering),
-    /// and it fixes no failure, since gbm_create_device succeeds anyway. Users
-    /// who want quiet can set it in the environment themselves.
-    init(path: String) throws(PluginError) {
+    /// stderr before it falls back to kms_swrast and succeeds. Nobody asked
+    /// for that and it reads like an error, so fd 2 is taken aside around
+    /// this one call (StandardErrorCapture: serialized on stdio's stderr
+    /// lock, process-wide) and what Mesa said goes to `mesaSaid`, the
+    /// plugin's debug log; smaf's own log lines from other threads caught in
+    /// the window are written back to stderr. Setting MESA_LOADER_DRIVER_OVERRIDE=kms_swrast would
+    /// silence the loader too, but setenv() in a threaded host process races
+    /// every getenv() and would push the application's own EGL/GBM onto
+    /// software rendering. BO creation is left alone: it loads no driver, and
+    /// the lines kms_swrast prints there ("KMS: DRM_IOCTL_MODE_CREATE_DUMB
+    /// failed") come with a failure smaf reports anyway.
+    init(path: String, mesaSaid: (String) -> Void) throws(PluginError) {
         do { drm = try DRMDevice(path: path) } catch {
             throw PluginError(errno: error.errno.rawValue, "no DRM device: \(error)")
         }
         guard drm.canExportPRIME else {
             throw PluginError(errno: EOPNOTSUPP, "\(path) (\(drm.driver)) cannot export dma-bufs (no DRM_PRIME_CAP_EXPORT)")
         }
-        Glibc.errno = 0
-        guard let device = gbm_create_device(drm.rawFD) else {
-            let err = Glibc.errno
+        let fd = drm.rawFD
+        let ((created, err), said) = StandardErrorCapture.capturing { () -> (OpaquePointer?, Int32) in
+            Glibc.errno = 0
+            let device = gbm_create_device(fd)
+            return (device, Glibc.errno)
+        }
+        StandardErrorCapture.forward(said.smafs)
+        said.call.forEach(mesaSaid)
+        guard let device = created else {
             throw PluginError(errno: err == 0 ? ENODEV : err,
                               "gbm_create_device on \(path) (\(drm.driver)) failed: \(Self.errnoText(err)); Mesa has no driver for it (kms_swrast comes with libgl1-mesa-dri)")
         }

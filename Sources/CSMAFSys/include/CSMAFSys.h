@@ -34,6 +34,13 @@ long csmaf_fs_type(int fd);
 /* The file of the loaded image containing `address` (dladdr), or NULL. */
 const char *csmaf_image_path(const void *address);
 
+/* flockfile, fflush and funlockfile on stdio's stderr: its lock is the one
+ * every image in the process shares around fd 2 (and Swift 6 cannot name the
+ * `stderr` global). Recursive per thread, like flockfile. */
+void csmaf_stderr_lock(void);
+void csmaf_stderr_flush(void);
+void csmaf_stderr_unlock(void);
+
 /* DMA_HEAP_IOCTL_ALLOC: returns the new dma-buf fd or -1. */
 int csmaf_dma_heap_alloc(int heap, uint64_t len, uint32_t fd_flags, uint64_t heap_flags);
 
