@@ -74,8 +74,10 @@ extension AllocatorRegistry {
             }
             let store = verdicts ?? Verdicts.make(count: plugins.count)
             verdicts = store
-            if !plugin.match(call, verdict: store.slot(index)) {
-                note(.rejected, .verdict(VerdictRef(verdicts: store, index: index))); continue
+            switch plugin.match(call, verdict: store.slot(index)) {
+            case 1: break
+            case 0: note(.rejected, .verdict(VerdictRef(verdicts: store, index: index))); continue
+            case let code: note(.rejected, PluginStatus.invalidVerdict("match()", code)); continue
             }
             switch attempt(plugin, call) {
             case .accepted(let reason):
@@ -130,11 +132,13 @@ struct VerdictRef: @unchecked Sendable {
 }
 
 extension LoadedPlugin {
-    /// Runs the plugin's match() with its verdict written to `verdict`;
-    /// true if it accepted. (`match(_:)` is the same call, returning text.)
-    func match(_ c: CallStructs, verdict: UnsafeMutablePointer<smaf_verdict>) -> Bool {
+    /// Runs the plugin's match() with its verdict written to `verdict` and
+    /// returns what it returned: 1 accepts, 0 rejects, anything else is a
+    /// broken plugin the walk treats as a rejection. (`match(_:)` is the
+    /// same call, returning text.)
+    func match(_ c: CallStructs, verdict: UnsafeMutablePointer<smaf_verdict>) -> Int32 {
         serialized {
             ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), verdict)
-        } == 1
+        }
     }
 }
