@@ -78,6 +78,7 @@ public final class AllocatorRegistry: Sendable {
     /// allocate() succeeds wins. Every verdict lands in the explanation,
     /// whether or not one wins; only a malformed request throws.
     func select(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> Selection {
+        try requireHeadroom(request)
         var won: smaf_allocation?
         let walk = try walk(request, constraints) { plugin, call in
             switch plugin.allocate(call) {

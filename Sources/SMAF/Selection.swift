@@ -1,4 +1,7 @@
 import CSMAFPlugin
+import Glibc
+import SMAFSys
+import SystemPackage
 
 /// The rule that picks an allocator, in one place: the walk over the
 /// allocators in rank order that both `select` (allocating, for buffers)
@@ -89,6 +92,18 @@ extension AllocatorRegistry {
             }
         }
         return Walk(chosen: winner, explanation: explanation)
+    }
+
+    /// Before any allocator is asked to allocate: the request's least size
+    /// (MemoryHeadroom) must fit in the memory the machine and the
+    /// process's cgroup have now. Each allocator checks its own real size
+    /// again before its kernel call; this one spares the walk when nothing
+    /// could succeed, and says why in one line.
+    func requireHeadroom(_ request: BufferRequest) throws(SMAFError) {
+        let size = try request.minimumSize()
+        if let why = MemoryHeadroom.shortfall(size) {
+            throw SMAFError(.system, "not enough memory: \(why)", systemError: SystemError("memory check", Errno(rawValue: ENOMEM)))
+        }
     }
 
     static func detail(of a: smaf_allocation) -> String {
