@@ -55,7 +55,7 @@ struct MemoryHeadroomVMTests {
         let smaf = "\(KernelTestBed.buildDirectory)/smaf"
         let out = try KernelTestBed.run("/bin/sh", ["-c", "echo $$ > \(group)/cgroup.procs && SMAF_DEFAULT_PLUGINS=0 "
                                                       + "SMAF_PLUGIN_PATH=\(KernelTestBed.buildDirectory)/libsmafplugin_dmaheap.so "
-                                                      + "exec \(smaf) alloc --size 200M 2>&1; echo \"exit $?\""])
+                                                      + "\(smaf) alloc --size 200M 2>&1; echo \"exit $?\""])
         let name = String(group.dropFirst(root.count))
         #expect(out.hasPrefix("smaf: error: not enough memory: 200 MiB asked, "), "\(out)")
         #expect(out.contains("cgroup \(name) limit 128 MiB, "), "\(out)")
