@@ -13,7 +13,9 @@ import Synchronization
 /// `memory.limit_in_bytes`) the limit less what is in use. Each keeps a
 /// reserve free (1/32 of its total, at most 256 MiB), for the kernel and
 /// the rest of the system. Swap is not counted: udmabuf and dma-heap pages
-/// are pinned and cannot go there.
+/// are pinned and cannot go there. Linux (6.12) charges memfd and shmem
+/// pages to the cgroup but not dma-heap pages: for those the cgroup check
+/// is conservative, a process held to its limit.
 ///
 /// Reading the figures costs some 10-40 us (procfs and cgroupfs files);
 /// a reading is reused for 10 ms, less what was granted since. A refusal

@@ -41,24 +41,24 @@ struct MemoryHeadroomVMTests {
         #expect(try again.buffer(.bytes(size)).materialize().size >= size)
     }
 
-    /// A memory cgroup's limit counts like the machine's: a dma-heap buffer
-    /// over it is refused with the cgroup's figures (the kernel would have
-    /// let the cgroup's OOM killer end the process).
+    /// A memory cgroup's limit counts like the machine's: a udmabuf buffer
+    /// over it is refused with the cgroup's figures (its memfd pages are
+    /// charged to the cgroup, whose OOM killer ended the process before).
     @Test func aCgroupLimitIsHonoured() throws {
         let root = "/sys/fs/cgroup"
         let group = "\(root)/smaf-headroom-\(getpid())"
         guard access("\(root)/cgroup.subtree_control", W_OK) == 0 else {
             throw KernelTestBed.TestBedError(message: "no writable cgroup v2 hierarchy at \(root)")
         }
-        _ = try KernelTestBed.run("/bin/sh", ["-c", "echo +memory > \(root)/cgroup.subtree_control; mkdir -p \(group) && echo 128M > \(group)/memory.max"])
+        _ = try KernelTestBed.run("/bin/sh", ["-c", "echo +memory > \(root)/cgroup.subtree_control; mkdir -p \(group) && echo 32M > \(group)/memory.max"])
         defer { rmdir(group) }
         let smaf = "\(KernelTestBed.buildDirectory)/smaf"
         let out = try KernelTestBed.run("/bin/sh", ["-c", "echo $$ > \(group)/cgroup.procs && SMAF_DEFAULT_PLUGINS=0 "
-                                                      + "SMAF_PLUGIN_PATH=\(KernelTestBed.buildDirectory)/libsmafplugin_dmaheap.so "
-                                                      + "\(smaf) alloc --size 200M 2>&1; echo \"exit $?\""])
+                                                      + "SMAF_PLUGIN_PATH=\(KernelTestBed.buildDirectory)/libsmafplugin_memfd.so "
+                                                      + "\(smaf) alloc --size 48M 2>&1; echo \"exit $?\""])
         let name = String(group.dropFirst(root.count))
-        #expect(out.hasPrefix("smaf: error: not enough memory: 200 MiB asked, "), "\(out)")
-        #expect(out.contains("cgroup \(name) limit 128 MiB, "), "\(out)")
+        #expect(out.hasPrefix("smaf: error: not enough memory: 48 MiB asked, "), "\(out)")
+        #expect(out.contains("cgroup \(name) limit 32 MiB, "), "\(out)")
         #expect(out.hasSuffix("exit 1\n"), "\(out)")
     }
 }
