@@ -28,14 +28,14 @@ final class CMAAllocator: AllocatorPlugin {
     private let core: PluginCore
     private let udmabuf: UdmabufExporter
     /// The region's size: cma.size rounded up to the 2 MiB granule, fixed at open.
-    private let size: UInt64
-    private let preference: Reservation.Preference
+    let size: UInt64
+    let preference: Reservation.Preference
     /// Why /proc/self/pagemap shows no page frames to this process (nil: it
     /// does), probed at open on a page of its own: what match may promise.
-    private let framesHidden: String?
-    private let state: Mutex<State>
+    let framesHidden: String?
+    let state: Mutex<State>
 
-    private struct State {
+    struct State {
         /// The memory, once the first allocation reserved it.
         var reserved: Reserved?
         var region: ContiguousRegion
@@ -47,12 +47,12 @@ final class CMAAllocator: AllocatorPlugin {
 
     /// The reservation, shared by reference once made and never dropped
     /// before the plugin closes, so allocate() can use its mapping unlocked.
-    private final class Reserved: Sendable {
+    final class Reserved: Sendable {
         let reservation: Reservation
         init(_ reservation: consuming Reservation) { self.reservation = reservation }
     }
 
-    private struct Held: Equatable {
+    struct Held: Equatable {
         var fd: CInt
         var start: Int
     }
@@ -278,77 +278,6 @@ final class CMAAllocator: AllocatorPlugin {
             return "the range at offset 0x\(String(offset, radix: 16)) reaches frame 0x\(String(highest, radix: 16)) once pinned; needs \(plan.physicalNeed)"
         }
         return nil
-    }
-
-    func release(_ allocation: PluginAllocation) {
-        let held = Held(fd: allocation.fd, start: Int(allocation.token))
-        if Self.otherReferences(held.fd) > 0 {
-            state.withLock { $0.held.append(held) }
-        } else {
-            giveBack(held)
-        }
-    }
-
-    /// Real CMA gets a buffer's pages back when the last reference to its
-    /// dma-buf goes, not when the allocator is told: an fd the application
-    /// kept (here or in another process), a mapping, a device's import each
-    /// hold one. The kernel counts them ("count" in fdinfo, less its own
-    /// temporary reference); the plugin's fd is one, the rest are others'.
-    /// A range with others is held and reclaimed once they are gone.
-    private static func otherReferences(_ fd: CInt) -> Int {
-        max((DmaBuf.fdInfo(fd)["count"].flatMap { Int($0) } ?? 1) - 1, 0)
-    }
-
-    private func giveBack(_ held: Held) {
-        _ = Glibc.close(held.fd)
-        state.withLock { _ = $0.region.release(start: held.start) }
-    }
-
-    /// Frees the held ranges nobody references any more.
-    private func reclaimHeld() {
-        let held = state.withLock { $0.held }
-        guard !held.isEmpty else { return }
-        let unreferenced = held.filter { Self.otherReferences($0.fd) == 0 }
-        let reclaimed = state.withLock { s in
-            let mine = s.held.filter(unreferenced.contains)
-            s.held.removeAll(where: mine.contains)
-            return mine
-        }
-        reclaimed.forEach(giveBack)
-    }
-
-    func stats() -> String? {
-        reclaimHeld()
-        return state.withLock { s in
-            var r = RegionReport()
-            let page = Memory.pageSize
-            r.size = size
-            if let made = s.reserved {
-                r.backing = made.reservation.backing.rawValue
-                r.backingDetail = made.reservation.backingDetail
-                r.reservedMicroseconds = made.reservation.microseconds
-            } else {
-                r.backing = RegionReport.notReserved
-                r.backingDetail = "not reserved yet: reserved on the first allocation cma serves; cma.backing is \(preference.rawValue)"
-            }
-            r.used = UInt64(s.region.usedPages) * page
-            r.free = UInt64(s.region.freePages) * page
-            r.largestFree = UInt64(s.region.largestFreePages) * page
-            r.allocations = s.region.allocations.count
-            r.held = s.held.count
-            if let why = s.reserved?.reservation.framesUnknownReason ?? framesHidden {
-                (r.contiguity, r.contiguityDetail) = ("not verified", why)
-            } else if s.reserved == nil {
-                (r.contiguity, r.contiguityDetail) = ("not measured", "no region yet; /proc/self/pagemap shows page frames to this process")
-            } else {
-                let runs = s.frames.runs
-                (r.contiguity, r.contiguityDetail) = ("verified", "\(runs.count) runs of consecutive page frames in /proc/self/pagemap")
-                r.largestRun = UInt64(runs.map(\.count).max() ?? 0) * page
-            }
-            r.cell = UInt64(s.region.pagesPerCell()) * page
-            r.map = s.region.map()
-            return r
-        }.text
     }
 }
 
