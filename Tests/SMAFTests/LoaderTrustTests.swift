@@ -22,13 +22,16 @@ import Testing
         return (folder, file)
     }
 
+    static func remove(_ folder: String) { try? FileManager.default.removeItem(atPath: folder) }
+
     static func loaded(_ paths: [String]) throws -> AllocatorRegistry {
         try TestSupport.registry(paths + [TestSupport.shippedPlugin("memfd")])
     }
 
     @Test(arguments: [(mode_t(0o666), "its group and anyone (mode 0666)"), (0o664, "its group (mode 0664)"), (0o646, "anyone (mode 0646)")])
     func aFileOthersCanWriteIsRefused(mode: mode_t, writers: String) throws {
-        let (_, file) = try Self.placed(try TestSupport.fixture(name: "writable"), mode: mode)
+        let (folder, file) = try Self.placed(try TestSupport.fixture(name: "writable"), mode: mode)
+        defer { Self.remove(folder) }
         let r = try Self.loaded([file])
         #expect(r.plugins.map(\.name) == ["memfd"])
         #expect(r.loadWarnings == ["skipping plugin \(file): the file \(file) is writable by \(writers): only its owner may write it"])
@@ -36,6 +39,7 @@ import Testing
 
     @Test func aFolderOthersCanWriteIsRefused() throws {
         let (folder, file) = try Self.placed(try TestSupport.fixture(name: "in-open-folder"), folderMode: 0o777)
+        defer { Self.remove(folder) }
         for entry in [file, folder] {
             let r = try Self.loaded([entry])
             #expect(r.plugins.map(\.name) == ["memfd"])
@@ -46,7 +50,8 @@ import Testing
 
     /// /tmp's sticky bit lets nobody but a file's owner rename or delete it.
     @Test func aStickyFolderIsTrusted() throws {
-        let (_, file) = try Self.placed(try TestSupport.fixture(name: "in-sticky-folder"), folderMode: 0o1777)
+        let (folder, file) = try Self.placed(try TestSupport.fixture(name: "in-sticky-folder"), folderMode: 0o1777)
+        defer { Self.remove(folder) }
         let r = try Self.loaded([file])
         #expect(r.loadWarnings.isEmpty, "\(r.loadWarnings)")
         #expect(r.plugins.contains { $0.name == "in-sticky-folder" })
@@ -54,7 +59,8 @@ import Testing
 
     @Test(.enabled(if: isRoot, "chown needs root"))
     func rootRefusesAPluginOwnedBySomeoneElse() throws {
-        let (_, file) = try Self.placed(try TestSupport.fixture(name: "nobodys"))
+        let (folder, file) = try Self.placed(try TestSupport.fixture(name: "nobodys"))
+        defer { Self.remove(folder) }
         chown(file, 65534, 65534)
         let r = try Self.loaded([file])
         #expect(r.plugins.map(\.name) == ["memfd"])
@@ -65,8 +71,10 @@ import Testing
     @Test(.enabled(if: isRoot && access("/usr/bin/setpriv", X_OK) == 0, "needs root and setpriv to become nobody"))
     func aUserRefusesAThirdUsersPlugin() throws {
         let (folder, file) = try Self.placed(try TestSupport.fixture(name: "third-party"))
+        defer { Self.remove(folder) }
         chown(file, 1234, 1234)
-        let (_, rootOwned) = try Self.placed(try TestSupport.fixture(name: "roots"))
+        let (rootsFolder, rootOwned) = try Self.placed(try TestSupport.fixture(name: "roots"))
+        defer { Self.remove(rootsFolder) }
         var env = ProcessInfo.processInfo.environment
         env["SMAF_DEFAULT_PLUGINS"] = "0"
         env["SMAF_PLUGIN_PATH"] = [file, rootOwned].joined(separator: ":")
@@ -77,12 +85,12 @@ import Testing
         #expect(r.stderr.contains("smaf: warning: skipping plugin \(file): the file \(file) is owned by uid 1234, "
                                   + "neither root nor the user running smaf (uid 65534 (nobody))"), "\(r.stderr)")
         #expect(r.stdout.contains("roots"), "\(r.stdout)")
-        _ = folder
     }
 
     /// A FIFO named like a plugin is refused from its status alone: opening it would block.
     @Test func aFIFONamedLikeAPluginNeitherHangsNorLoads() throws {
         let (folder, _) = try Self.placed(try TestSupport.fixture(name: "beside-a-fifo"))
+        defer { Self.remove(folder) }
         let fifo = "\(folder)/pipe.so"
         #expect(mkfifo(fifo, 0o644) == 0)
         var env = ProcessInfo.processInfo.environment
@@ -123,7 +131,8 @@ import Testing
     /// file at the same path) is loaded as what it now is, not as the image
     /// an earlier load left under that path.
     @Test func aFileReplacedAtTheSamePathLoadsAsWhatItIsNow() throws {
-        let (_, file) = try Self.placed(try TestSupport.fixture(name: "before"))
+        let (folder, file) = try Self.placed(try TestSupport.fixture(name: "before"))
+        defer { Self.remove(folder) }
         #expect(try Self.loaded([file]).plugins.contains { $0.name == "before" })
         unlink(file)
         try FileManager.default.copyItem(atPath: try TestSupport.fixture(name: "after"), toPath: file)
