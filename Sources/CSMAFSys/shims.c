@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <link.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/vfs.h>
@@ -32,6 +35,16 @@ const char *csmaf_image_path(const void *address)
     return dladdr(address, &info) ? info.dli_fname : NULL;
 }
 
+static int image_named(struct dl_phdr_info *info, size_t size, void *name)
+{
+    (void)size;
+    return info->dlpi_name && strcmp(info->dlpi_name, name) == 0;
+}
+
+int csmaf_image_loaded(const char *name) { return dl_iterate_phdr(image_named, (void *)name); }
+
+const char *csmaf_signal_abbrev(int signal) { return sigabbrev_np(signal); }
+
 int csmaf_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
 
 void csmaf_stderr_lock(void) { flockfile(stderr); }
@@ -43,6 +56,8 @@ int csmaf_add_seals(int fd, unsigned int seals) { return fcntl(fd, F_ADD_SEALS, 
 int csmaf_get_seals(int fd) { return fcntl(fd, F_GET_SEALS); }
 
 int csmaf_dup_cloexec(int fd, int min_fd) { return fcntl(fd, F_DUPFD_CLOEXEC, min_fd); }
+
+int csmaf_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int csmaf_udmabuf_create(int udmabuf_dev, int memfd, uint64_t offset, uint64_t size, int cloexec)
 {

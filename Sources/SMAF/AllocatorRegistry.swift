@@ -74,6 +74,7 @@ public final class AllocatorRegistry: Sendable {
     /// lands in the explanation, whether or not one wins; only a malformed
     /// request throws.
     func select(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> Selection {
+        try requireHeadroom(request)
         var won: LiveAllocation?
         let walk = try walk(request, constraints) { plugin, call in
             switch plugin.allocate(call) {

@@ -47,6 +47,7 @@ public enum Conformance {
         ("entry-and-abi", "the entry symbol returns a table with this core's ABI major, a minor it can negotiate, a valid name and kind"),
         ("required-ops", "open, close, match, allocate and release are present and the ops table is at least the ABI's size"),
         ("open", "open() succeeds (a refusal names its reason)"),
+        ("describe-stats", "describe_stats, if present, asks for at most 64 KiB, the same length twice, and writes within the size it is given"),
         ("match-deterministic", "the same request gives the same verdict three times; verdicts are 1, or 0 with a reason"),
         ("match-side-effect-free", "match() opens or closes no fd and leaves the plugin's state report unchanged"),
         ("bad-requests", "0 and huge sizes, an unknown format and conflicting constraints are refused with a reason"),
@@ -57,59 +58,98 @@ public enum Conformance {
     ]
 
     /// Runs every check against the plugin file at `path`. `progress` sees
-    /// each result as it is decided (a crashing plugin still leaves a trail).
-    public static func run(path: String, logLevel: LogLevel = .error,
+    /// each result as it is decided. `isolated` (the default) runs the
+    /// plugin's code in a forked child: a plugin that crashes or hangs
+    /// fails the check it was in, with the signal, instead of taking the
+    /// checker down; the checks after it are skipped.
+    public static func run(path: String, logLevel: LogLevel = .error, isolated: Bool = true,
                            progress: (ConformanceCheck) -> Void = { _ in }) -> ConformanceReport {
         var report = ConformanceReport(path: path, checks: [])
-        var configuration = Configuration.only(pluginPaths: [path])
-        configuration.logLevel = logLevel
-        let probe = checkLoaded(configuration, into: &report, progress)
-        // After the plugin above is closed, so the cycles open it alone, as a process would.
-        if report.plugin != nil && report.check("open-close-repeated") == nil {
-            let cycles = openCloseRepeated(configuration, probe: probe)
-            report.checks.append(cycles)
-            progress(cycles)
+        func receive(_ event: ConformanceEvent) {
+            switch event {
+            case let .loaded(plugin, abi): (report.plugin, report.abi) = (plugin, abi)
+            case .check(let check): report.checks.append(check); progress(check)
+            case .allocated(let labels): report.allocated = labels
+            }
         }
-        for (name, _) in checks where report.check(name) == nil {
-            let skipped = ConformanceCheck(name, .skip, "the plugin did not load")
-            report.checks.append(skipped)
-            progress(skipped)
+        if isDirectory(path) {
+            // A folder on a plugin path loads every .so in it: which one would be checked is anyone's guess.
+            receive(.check(ConformanceCheck(checks[0].name, .fail, "\(path) is a folder; the checks take one plugin file")))
+            checks.dropFirst().forEach { receive(.check(ConformanceCheck($0.name, .skip, "the plugin did not load"))) }
+            return report
+        }
+        guard isolated else {
+            runChecks(path: path, logLevel: logLevel, emit: receive)
+            return report
+        }
+        let end = ConformanceIsolation.run({ emit in runChecks(path: path, logLevel: logLevel, emit: emit) }, receive: receive)
+        if let death = end, let cut = checks.firstIndex(where: { report.check($0.name) == nil }) {
+            let name = checks[cut].name
+            receive(.check(ConformanceCheck(name, .fail, "the plugin \(death) during this check")))
+            for (later, _) in checks.dropFirst(cut + 1) {
+                receive(.check(ConformanceCheck(later, .skip, "not run: the plugin \(death) during \(name)")))
+            }
         }
         return report
     }
 
-    /// Loads the plugin once and runs every check that needs it open.
-    /// Returns a request for the open/close cycles to serve, if any was accepted.
-    private static func checkLoaded(_ configuration: Configuration, into report: inout ConformanceReport,
-                                    _ progress: (ConformanceCheck) -> Void) -> ConformanceProbe? {
+    /// What a run reports as it goes, in the process that runs the plugin.
+    enum ConformanceEvent: Codable {
+        case loaded(plugin: String?, abi: String?)
+        case check(ConformanceCheck)
+        case allocated([String])
+    }
+
+    /// The whole run, in this process, each result emitted as it is decided.
+    private static func runChecks(path: String, logLevel: LogLevel, emit: (ConformanceEvent) -> Void) {
+        var report = ConformanceReport(path: path, checks: [])
+        var configuration = Configuration.only(pluginPaths: [path])
+        configuration.logLevel = logLevel
         func record(_ check: ConformanceCheck) {
             report.checks.append(check)
-            progress(check)
+            emit(.check(check))
         }
+        let probe = checkLoaded(configuration, path: path, record: record) { plugin, abi in
+            (report.plugin, report.abi) = (plugin, abi)
+            emit(.loaded(plugin: plugin, abi: abi))
+        } allocated: { emit(.allocated($0)) }
+        // After the plugin above is closed, so the cycles open it alone, as a process would.
+        if report.plugin != nil && report.check("open-close-repeated") == nil {
+            record(openCloseRepeated(configuration, probe: probe))
+        }
+        for (name, _) in checks where report.check(name) == nil {
+            record(ConformanceCheck(name, .skip, "the plugin did not load"))
+        }
+    }
+
+    /// Loads the plugin once and runs every check that needs it open.
+    /// Returns a request for the open/close cycles to serve, if any was accepted.
+    private static func checkLoaded(_ configuration: Configuration, path: String, record: (ConformanceCheck) -> Void,
+                                    loaded: (String?, String?) -> Void, allocated: ([String]) -> Void) -> ConformanceProbe? {
         let plugin: LoadedPlugin
-        switch openOnce(configuration, path: report.path) {
+        switch openOnce(configuration, path: path) {
         case .success(let p): plugin = p
         case .failure(let refusal):
-            report.plugin = refusal.secureModule
+            loaded(refusal.secureModule, nil)
             refusal.checks.forEach(record)
             return nil
         }
-        report.plugin = plugin.name
-        report.abi = "\(plugin.abiVersion.major).\(plugin.abiVersion.minor)"
+        loaded(plugin.name, "\(plugin.abiVersion.major).\(plugin.abiVersion.minor)")
         loadChecks(plugin).forEach(record)
         // Probes are built before any fd is counted: DRM nodes are opened, probed and closed here.
         let calls = ConformanceCalls(plugin: plugin, plausible: ConformanceProbe.plausibleSet(displays: ConformanceProbe.displays()),
                                      bad: ConformanceProbe.badSet)
+        record(calls.describeStats())
         let (deterministic, verdicts) = calls.matchDeterministic()
         record(deterministic)
         record(calls.matchSideEffectFree())
         record(calls.badRequests())
-        let (honours, allocated) = calls.allocationsHonourMatch()
-        report.allocated = allocated.map(\.label)
+        let (honours, allocatedProbes) = calls.allocationsHonourMatch()
+        allocated(allocatedProbes.map(\.label))
         record(honours)
-        record(calls.releaseClosesFds(allocated))
-        record(calls.concurrent(verdicts, allocated))
-        return allocated.first ?? calls.plausible.first
+        record(calls.releaseClosesFds(allocatedProbes))
+        record(calls.concurrent(verdicts, allocatedProbes))
+        return allocatedProbes.first ?? calls.plausible.first
     }
 
     /// A refusal mapped onto the load checks: the loader's steps run in
@@ -121,21 +161,24 @@ public enum Conformance {
     }
 
     private static func openOnce(_ configuration: Configuration, path: String) -> Result<LoadedPlugin, Refusal> {
-        let registry = AllocatorRegistry(configuration: configuration)
-        if let plugin = registry.plugins.first { return .success(plugin) }
-        if let module = registry.secureModules.first {
+        // The loader itself, not a registry: its refusals say at which step they stopped.
+        let (plugins, warnings) = PluginLoader(core: CoreServices(configuration: configuration)).loadAll()
+        if let plugin = plugins.first(where: { $0.kind == .allocator }) { return .success(plugin) }
+        if let module = plugins.first {
             let why = "'\(module.name)' is a secure module (docs/SECURE.md); these checks are for allocators"
             let loaded = "loaded and opened as a secure module, ABI \(module.abiVersion.major).\(module.abiVersion.minor)"
             return .failure(Refusal(checks: checks.prefix(3).map { ConformanceCheck($0.name, .pass, loaded) }
                                     + checks.dropFirst(3).map { ConformanceCheck($0.name, .skip, why) }, secureModule: module.name))
         }
-        let warning = registry.loadWarnings.first ?? "skipping plugin \(path): not loaded, no reason given"
-        let prefix = "skipping plugin \(path): "
-        let reason = warning.hasPrefix(prefix) ? String(warning.dropFirst(prefix.count)) : warning
-        let step = reason.contains("open failed") ? 2 : (reason.contains(" lacks ") || reason.contains(" ops")) ? 1 : 0
+        let warning = warnings.first ?? PluginLoader.Warning(path: path, reason: "not loaded, no reason given")
+        let step = switch warning.stage {
+        case .file, .entry: 0
+        case .ops: 1
+        case .open: 2
+        }
         let names = ["entry-and-abi", "required-ops", "open"]
         var result = (0..<step).map { ConformanceCheck(names[$0], .pass, "the loader got past this step") }
-        result.append(ConformanceCheck(names[step], .fail, reason))
+        result.append(ConformanceCheck(names[step], .fail, warning.reason))
         return .failure(Refusal(checks: result))
     }
 

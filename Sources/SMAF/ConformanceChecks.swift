@@ -15,10 +15,17 @@ struct ConformanceCalls {
     typealias Check = ConformanceCheck
 
     /// Problems found, reported as the first few and a count.
-    private static func outcome(_ name: String, _ problems: [String], pass: String) -> Check {
+    static func outcome(_ name: String, _ problems: [String], pass: String) -> Check {
         guard !problems.isEmpty else { return Check(name, .pass, pass) }
         let shown = problems.prefix(3).joined(separator: "; ")
         return Check(name, .fail, problems.count > 3 ? "\(shown) (and \(problems.count - 3) more)" : shown)
+    }
+
+    /// What allocate() wrote past the allocation struct or the error buffer it was given.
+    static func overruns(_ probe: ConformanceProbe, _ r: LoadedPlugin.RawAllocation) -> [String] {
+        [(r.overrun.allocation, "its struct smaf_allocation"), (r.overrun.message, "the \(SMAF_REASON_MAX)-byte error buffer")]
+            .filter { $0.0 > 0 }
+            .map { "'\(probe.label)': allocate() wrote past \($0.1) (\($0.0) of the \(GuardedMemory.guardBytes) bytes after it changed)" }
     }
 
     private func snapshot() -> (fds: Int, stats: String?) { (OpenFiles.count(), plugin.stats()) }
@@ -46,6 +53,9 @@ struct ConformanceCalls {
                 problems.append("'\(probe.label)': match returned \(odd.code) (must be 1 or 0)")
             } else if verdicts.contains(where: { $0.code == 0 && $0.reason.isEmpty }) {
                 problems.append("'\(probe.label)': rejected without a reason in verdict->reason")
+            }
+            if let overrun = verdicts.map(\.overrun).max(), overrun > 0 {
+                problems.append("'\(probe.label)': match() wrote past its struct smaf_verdict (\(overrun) of the \(GuardedMemory.guardBytes) bytes after it changed)")
             }
         }
         let accepted = first.values.filter(\.accepted).count
@@ -77,17 +87,20 @@ struct ConformanceCalls {
                 continue
             }
             var result = plugin.rawAllocate(c)
-            switch result.code {
-            case ..<0:
+            problems += Self.overruns(probe, result)
+            switch PluginStatus(result.code) {
+            case .failure(let errno):
                 failed += 1
-                if result.message.isEmpty { problems.append("'\(probe.label)': allocate failed (\(errnoName(-result.code))) without a message") }
-            case 0 where result.allocation.fd >= 0:
+                if result.message.isEmpty { problems.append("'\(probe.label)': allocate failed (\(errnoName(errno))) without a message") }
+            case .success where result.allocation.fd >= 0:
                 let broken = AllocationAudit.violations(c, result.allocation)
                 problems.append("'\(probe.label)': accepted and allocated \(result.allocation.size) bytes"
                                 + (broken.isEmpty ? "" : ": \(broken.joined(separator: ", "))"))
                 plugin.release(&result.allocation)
-            default:
-                problems.append("'\(probe.label)': allocate returned \(result.code) with fd \(result.allocation.fd) (must be 0 with an fd, or a negative errno)")
+            case .success:
+                problems.append("'\(probe.label)': allocate returned 0 with fd \(result.allocation.fd) (must be 0 with an fd, or a negative errno)")
+            case .invalid(let code):
+                problems.append("'\(probe.label)': \(PluginStatus.invalidCode("allocate()", code))")
             }
         }
         let after = OpenFiles.count()
@@ -108,11 +121,14 @@ struct ConformanceCalls {
             let verdict = plugin.rawMatch(c)
             guard verdict.accepted else { firstRejection = firstRejection ?? "'\(probe.label)': \(verdict.reason)"; continue }
             var result = plugin.rawAllocate(c)
+            problems += Self.overruns(probe, result)
             guard result.code == 0, result.allocation.fd >= 0 else {
-                let err = result.code < 0 ? -result.code : EPROTO
-                if result.code >= 0 {
-                    problems.append("'\(probe.label)': allocate returned \(result.code) with fd \(result.allocation.fd)")
-                } else if [EINVAL, EOVERFLOW, EOPNOTSUPP, ERANGE].contains(err) {
+                guard case .failure(let err) = PluginStatus(result.code) else {
+                    problems.append(result.code == 0 ? "'\(probe.label)': allocate returned 0 with fd \(result.allocation.fd)"
+                                    : "'\(probe.label)': \(PluginStatus.invalidCode("allocate()", result.code))")
+                    continue
+                }
+                if [EINVAL, EOVERFLOW, EOPNOTSUPP, ERANGE].contains(err) {
                     problems.append("'\(probe.label)': match accepted, but allocate calls the request invalid: \(result.message) (\(errnoName(err)))")
                 } else if result.message.isEmpty {
                     problems.append("'\(probe.label)': allocate failed (\(errnoName(err))) without a message")

@@ -23,13 +23,16 @@ final class CoreServices: @unchecked Sendable {
         table.pointee.log = { data, level, plugin, message in
             guard let data, let message else { return }
             let core = Unmanaged<CoreServices>.fromOpaque(data).takeUnretainedValue()
-            core.log(LogLevel(rawValue: Int(level)) ?? .debug, String(cString: message),
-                     plugin: plugin.map { String(cString: $0) })
+            // Read with a bound: a plugin's line may lack its NUL.
+            core.log(LogLevel(rawValue: Int(level)) ?? .debug, boundedCString(message, limit: PluginStringLimit.logLine) ?? "",
+                     plugin: boundedCString(plugin, limit: PluginStringLimit.name))
         }
         table.pointee.config = { data, plugin, key in
             guard let data, let plugin, let key else { return nil }
             let core = Unmanaged<CoreServices>.fromOpaque(data).takeUnretainedValue()
-            return core.setting(String(cString: plugin), String(cString: key))
+            guard let name = boundedCString(plugin, limit: PluginStringLimit.name),
+                  let setting = boundedCString(key, limit: PluginStringLimit.name) else { return nil }
+            return core.setting(name, setting)
         }
         table.pointee.core_data = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -39,7 +42,8 @@ final class CoreServices: @unchecked Sendable {
         guard let value = configuration.settings[name] else { return nil }
         return strings.withLock { cache in
             if let s = cache[name] { return UnsafePointer(s) }
-            let s = strdup(value)!
+            // A failed strdup of a setting is out of memory: no setting rather than a trap.
+            guard let s = strdup(value) else { return nil }
             cache[name] = s
             return UnsafePointer(s)
         }

@@ -8,37 +8,66 @@ extension LoadedPlugin {
     struct RawVerdict: Equatable, Sendable {
         var code: Int32
         var reason: String
+        /// Guard bytes after the struct smaf_verdict that match() changed.
+        var overrun = 0
         var accepted: Bool { code == 1 }
         var text: String { accepted ? "accepted" : "rejected (\(reason.isEmpty ? "no reason" : reason))" }
+
+        /// Same verdict: the code and the reason (an overrun is reported on its own).
+        static func == (a: RawVerdict, b: RawVerdict) -> Bool { a.code == b.code && a.reason == b.reason }
     }
 
     struct RawAllocation {
         var code: Int32
         var allocation: smaf_allocation
         var message: String
+        /// Guard bytes changed after the struct smaf_allocation and after the error buffer.
+        var overrun = (allocation: 0, message: 0)
     }
 
     func rawMatch(_ c: CallStructs) -> RawVerdict {
-        var verdict = smaf_verdict()
-        verdict.struct_size = UInt32(MemoryLayout<smaf_verdict>.size)
-        let code = serialized {
-            ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &verdict)
+        let (verdict, overrun) = GuardedMemory.with(MemoryLayout<smaf_verdict>.size) { raw in
+            let v = raw.bindMemory(to: smaf_verdict.self, capacity: 1)
+            v.pointee.struct_size = UInt32(MemoryLayout<smaf_verdict>.size)
+            let code = serialized {
+                ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), v)
+            }
+            return RawVerdict(code: code, reason: withUnsafeBytes(of: v.pointee.reason) { cString($0) })
         }
-        return RawVerdict(code: code, reason: withUnsafeBytes(of: verdict.reason) { cString($0) })
+        var result = verdict
+        result.overrun = overrun
+        return result
     }
 
-    /// allocate() as the core calls it. The caller releases what succeeded.
+    /// allocate() as the core calls it, with guard bytes after the
+    /// allocation and the message. The caller releases what succeeded.
     func rawAllocate(_ c: CallStructs) -> RawAllocation {
-        var allocation = smaf_allocation()
-        allocation.struct_size = UInt32(MemoryLayout<smaf_allocation>.size)
-        allocation.fd = -1
-        var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
-        let code = serialized {
-            ops.pointee.allocate(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount),
-                                 &allocation, &message, message.count)
+        let messageSize = Int(SMAF_REASON_MAX)
+        let ((code, allocation, message, messageOverrun), allocationOverrun) = GuardedMemory.with(MemoryLayout<smaf_allocation>.size) { raw in
+            let a = raw.bindMemory(to: smaf_allocation.self, capacity: 1)
+            a.pointee.struct_size = UInt32(MemoryLayout<smaf_allocation>.size)
+            a.pointee.fd = -1
+            let ((code, message), messageOverrun) = GuardedMemory.with(messageSize) { text in
+                let chars = text.bindMemory(to: CChar.self, capacity: messageSize)
+                let code = serialized {
+                    ops.pointee.allocate(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), a, chars, messageSize)
+                }
+                return (code, cString(UnsafeRawBufferPointer(start: text, count: messageSize)))
+            }
+            return (code, a.pointee, message, messageOverrun)
         }
-        return RawAllocation(code: code, allocation: allocation,
-                             message: message.withUnsafeBytes { cString($0) })
+        return RawAllocation(code: code, allocation: allocation, message: message, overrun: (allocationOverrun, messageOverrun))
+    }
+
+    /// describe_stats() called raw: with (nil, 0) for the length it wants,
+    /// then with a guarded buffer of `size` bytes.
+    func rawStats(size: Int) -> (needed: Int, written: String, overrun: Int)? {
+        guard let describe = ops.pointee.describe_stats else { return nil }
+        let ((needed, text), overrun) = GuardedMemory.with(size) { raw in
+            let needed = serialized { describe(context, size == 0 ? nil : raw.bindMemory(to: CChar.self, capacity: size), size) }
+            return (needed, cString(UnsafeRawBufferPointer(start: raw, count: size)))
+        }
+        return (needed, text, overrun)
     }
 
     /// What the plugin's table says about itself, for the report.
@@ -50,7 +79,22 @@ extension LoadedPlugin {
     var hasStats: Bool { ops.pointee.describe_stats != nil }
 }
 
-/// A NUL-terminated string in a fixed C buffer (never reads past it).
-func cString(_ raw: UnsafeRawBufferPointer) -> String {
-    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+/// Memory a plugin writes into (a struct, a message buffer) followed by
+/// guard bytes. In the core a plugin that writes past what it was given
+/// corrupts memory nobody can protect; here the change is seen and reported.
+enum GuardedMemory {
+    static let guardBytes = 256
+    static let pattern: UInt8 = 0xa5
+
+    /// Runs `body` on `byteCount` zeroed bytes followed by the guard;
+    /// returns its result and how many guard bytes changed.
+    static func with<R>(_ byteCount: Int, _ body: (UnsafeMutableRawPointer) -> R) -> (R, Int) {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: byteCount + guardBytes, alignment: 16)
+        defer { raw.deallocate() }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
+        (raw + byteCount).initializeMemory(as: UInt8.self, repeating: pattern, count: guardBytes)
+        let result = body(raw)
+        let guarded = UnsafeRawBufferPointer(start: raw + byteCount, count: guardBytes)
+        return (result, guarded.count { $0 != pattern })
+    }
 }

@@ -1,4 +1,5 @@
 import CSMAFPlugin
+import Glibc
 
 /// Calls into a secure module's ops (`kind == .secureModule` only).
 extension LoadedPlugin {
@@ -8,7 +9,13 @@ extension LoadedPlugin {
         var ctx: UnsafeMutableRawPointer?
         var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
         let rc = serialized { secure.create_context(context, &info, &ctx, &message, message.count) }
-        return rc == 0 ? .success(ctx) : .failure(PluginFailure(errno: -rc, message: cString(message) ?? "create_context failed"))
+        switch PluginStatus(rc) {
+        case .success: return .success(ctx)
+        case .failure(let errno): return .failure(PluginFailure(errno: errno, message: cString(message) ?? "create_context failed"))
+        case .invalid(let code):
+            // Fail closed: a context the module may have made is never used (nor destroyed: it may be garbage).
+            return .failure(PluginFailure(errno: EPROTO, message: PluginStatus.invalidCode("create_context()", code)))
+        }
     }
 
     func destroySecureContext(_ buffer: UnsafeMutableRawPointer?) {
@@ -20,7 +27,12 @@ extension LoadedPlugin {
                      _ offset: UInt64, _ length: UInt64, _ access: UInt32) -> String? {
         var reason = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
         let rc = serialized { secure.grant_access(context, buffer, device, offset, length, access, &reason, reason.count) }
-        return rc == 0 ? nil : (cString(reason) ?? "denied (\(errnoName(-rc)))")
+        switch PluginStatus(rc) {
+        case .success: return nil
+        case .failure(let errno): return cString(reason) ?? "denied (\(errnoName(errno)))"
+        // Fail closed: anything but 0 is a refusal.
+        case .invalid(let code): return PluginStatus.invalidCode("grant_access()", code)
+        }
     }
 
     func revokeAccess(_ buffer: UnsafeMutableRawPointer?, _ device: UnsafePointer<smaf_constraints>,
@@ -31,13 +43,11 @@ extension LoadedPlugin {
     /// nil when the CPU may map, else the module's reason.
     func allowCPUAccess(_ buffer: UnsafeMutableRawPointer?, _ access: UInt32) -> String? {
         var reason = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
-        let ok = serialized { secure.allow_cpu_access(context, buffer, access, &reason, reason.count) }
-        return ok == 1 ? nil : (cString(reason) ?? "denied")
+        let answer = serialized { secure.allow_cpu_access(context, buffer, access, &reason, reason.count) }
+        switch answer {
+        case 1: return nil
+        case 0: return cString(reason) ?? "denied"
+        default: return PluginStatus.invalidVerdict("allow_cpu_access()", answer)
+        }
     }
-}
-
-/// A NUL-terminated C buffer as a String, nil when empty.
-func cString(_ buffer: [CChar]) -> String? {
-    let s = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    return s.isEmpty ? nil : s
 }

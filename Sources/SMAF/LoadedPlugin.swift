@@ -42,7 +42,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         kind = secureOps != nil ? .secureModule : .allocator
         self.context = context
         self.core = core
-        summary = table.pointee.description.map { String(cString: $0) } ?? ""
+        summary = boundedCString(table.pointee.description, limit: PluginStringLimit.description) ?? ""
         defaultRank = Rank(max(0, table.pointee.default_rank))
         (rank, rankSource) = core.configuration.rank(for: name, default: defaultRank)
         abiVersion = (table.pointee.abi_major, abiMinor)
@@ -58,12 +58,22 @@ public final class LoadedPlugin: @unchecked Sendable {
     func match(_ c: CallStructs) -> String? {
         var verdict = smaf_verdict()
         verdict.struct_size = UInt32(MemoryLayout<smaf_verdict>.size)
-        let accepted = serialized {
+        let code = serialized {
             ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &verdict)
         }
-        if accepted == 1 { return nil }
-        let reason = withUnsafeBytes(of: verdict.reason) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        return reason.isEmpty ? "rejected (the plugin gave no reason)" : reason
+        return Self.rejection(code) { withUnsafeBytes(of: verdict.reason) { cString($0) } }
+    }
+
+    /// nil when match() returned 1; else why not: its reason for a 0, the
+    /// broken code for anything else (which is never taken as a yes).
+    static func rejection(_ code: Int32, reason: () -> String) -> String? {
+        switch code {
+        case 1: return nil
+        case 0:
+            let text = reason()
+            return text.isEmpty ? "rejected (the plugin gave no reason)" : text
+        default: return PluginStatus.invalidVerdict("match()", code)
+        }
     }
 
     /// Runs allocate(); on failure the errno and the plugin's message.
@@ -75,27 +85,56 @@ public final class LoadedPlugin: @unchecked Sendable {
         let rc = serialized {
             ops.pointee.allocate(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &allocation, &message, message.count)
         }
-        if rc == 0 && allocation.fd >= 0 { return .success(allocation) }
-        if rc == 0 {
+        switch PluginStatus(rc) {
+        case .success where allocation.fd >= 0:
+            return .success(allocation)
+        case .success:
             // A plugin bug: success without an fd. Release what it may hold.
             release(&allocation)
             return .failure(PluginFailure(errno: EPROTO, message: "allocate() succeeded but returned no fd"))
+        case .failure(let errno):
+            return .failure(PluginFailure(errno: errno, message: cString(message) ?? "allocate() failed"))
+        case .invalid(let code):
+            // Whether it allocated is unknown; an fd it set is handed back rather than leaked.
+            if allocation.fd >= 0 { release(&allocation) }
+            return .failure(PluginFailure(errno: EPROTO, message: PluginStatus.invalidCode("allocate()", code)))
         }
-        return .failure(PluginFailure(errno: -rc, message: cString(message) ?? "allocate() failed"))
     }
 
     func release(_ allocation: inout smaf_allocation) {
         serialized { ops.pointee.release(context, &allocation) }
     }
 
-    /// The plugin's state report, if it has one.
+    /// The plugin's state report, if it has one. A plugin that reports an
+    /// impossible length gets a line saying so instead of the allocation.
     public func stats() -> String? {
-        guard let describe = allocatorOps?.pointee.describe_stats ?? secureOps?.pointee.describe_stats else { return nil }
+        switch statsReport() {
+        case .absent: return nil
+        case .report(let text): return text
+        case .invalid(let why): return "(no report: \(why))"
+        }
+    }
+
+    enum StatsReport: Equatable {
+        case absent
+        case report(String)
+        case invalid(String)
+    }
+
+    /// describe_stats() asked for its length, range-checked, then read.
+    func statsReport() -> StatsReport {
+        guard let describe = allocatorOps?.pointee.describe_stats ?? secureOps?.pointee.describe_stats else { return .absent }
+        // size_t arrives as Int: SIZE_MAX reads as -1, 2^63 and up as negative.
         let needed = serialized { describe(context, nil, 0) }
-        guard needed > 0 else { return nil }
+        guard needed > 0 else {
+            return needed == 0 ? .absent : .invalid("describe_stats() returned \(UInt(bitPattern: needed)), more than the \(statsReportLimit) bytes a report may take")
+        }
+        guard needed <= statsReportLimit else {
+            return .invalid("describe_stats() returned \(needed), more than the \(statsReportLimit) bytes a report may take")
+        }
         var buffer = [CChar](repeating: 0, count: needed + 1)
         _ = serialized { describe(context, &buffer, buffer.count) }
-        return cString(buffer) ?? ""
+        return .report(cString(buffer) ?? "")
     }
 
     deinit {

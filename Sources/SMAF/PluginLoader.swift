@@ -14,9 +14,10 @@ enum ABI1 {
 }
 
 /// Finds plugin files, dlopen()s them and refuses what it cannot trust: a
-/// missing entry symbol, another ABI major, a table too small for ABI 1, a
-/// missing op, a bad or duplicate name, a failing open(). A refused plugin
-/// costs one warning naming the file and the reason, never the process.
+/// file others could have written (PluginFile), a missing entry symbol,
+/// another ABI major, a table too small for ABI 1, a missing op, a bad name
+/// or one already taken, an open() that fails or returns nonsense. A refused
+/// plugin costs one warning naming the file and the reason, never the process.
 struct PluginLoader {
     let core: CoreServices
 
@@ -27,18 +28,19 @@ struct PluginLoader {
     struct Warning: Error, Sendable, CustomStringConvertible {
         var path: String
         var reason: String
+        /// Where the loader stopped: the file checks, the entry and table, the ops, open().
+        var stage: PluginRefusal.Stage = .entry
         var description: String { "skipping plugin \(path): \(reason)" }
     }
 
-    /// The files to try, in order: SMAF_PLUGIN_PATH / configured paths (a
-    /// file, or every *.so in a folder), then libsmafplugin_*.so next to the
-    /// executable, then <prefix>/lib/smaf/plugins. Duplicates (same real
-    /// path) are dropped silently.
+    /// The files to try, in order: libsmafplugin_*.so next to the
+    /// executable, <prefix>/lib/smaf/plugins (and beside libsmafapi.so),
+    /// then SMAF_PLUGIN_PATH / configured paths (a file, or every *.so in a
+    /// folder). The default folders come first so that a plugin on the path
+    /// can add to the shipped ones but never take the name of one (see
+    /// loadAll). Duplicates (same real path) are dropped silently.
     func candidateFiles() -> [String] {
         var files: [String] = []
-        for entry in core.configuration.pluginPaths where !entry.isEmpty {
-            files += isDirectory(entry) ? sharedObjects(in: entry, prefix: nil) : [entry]
-        }
         if core.configuration.searchDefaultPaths, let exeDir = executableDirectory() {
             files += sharedObjects(in: exeDir, prefix: Self.shippedPrefix)
             files += sharedObjects(in: exeDir + "/../lib/smaf/plugins", prefix: nil)
@@ -48,22 +50,27 @@ struct PluginLoader {
                 files += sharedObjects(in: libDir + "/smaf/plugins", prefix: nil)
             }
         }
+        for entry in core.configuration.pluginPaths where !entry.isEmpty {
+            files += isDirectory(entry) ? sharedObjects(in: entry, prefix: nil) : [entry]
+        }
         var seen = Set<String>()
         return files.filter { seen.insert(realPath($0) ?? $0).inserted }
     }
 
     /// Loads every candidate; returns the plugins that opened and the warnings.
+    /// A name belongs to the first file that claims it: a later plugin of
+    /// the same name, allocator or secure module, is refused before its
+    /// open() runs, naming both files. So a `policy` on SMAF_PLUGIN_PATH
+    /// never replaces the shipped secure module.
     func loadAll() -> (plugins: [LoadedPlugin], warnings: [Warning]) {
         var plugins: [LoadedPlugin] = []
         var warnings: [Warning] = []
+        var owners: [String: String] = [:]
         for path in candidateFiles() {
-            switch load(path) {
+            switch load(path, taken: owners) {
             case .success(let plugin):
-                if let twin = plugins.first(where: { $0.name == plugin.name }) {
-                    warnings.append(Warning(path: path, reason: "duplicate plugin name '\(plugin.name)' (already loaded from \(twin.path))"))
-                } else {
-                    plugins.append(plugin)
-                }
+                owners[plugin.name] = plugin.path
+                plugins.append(plugin)
             case .failure(let warning):
                 warnings.append(warning)
             }
@@ -75,13 +82,22 @@ struct PluginLoader {
         return (plugins, warnings)
     }
 
-    func load(_ path: String) -> Result<LoadedPlugin, Warning> {
-        func refuse(_ reason: String) -> Result<LoadedPlugin, Warning> { .failure(Warning(path: path, reason: reason)) }
-
+    /// Loads one file. `taken` maps the names already loaded to their files.
+    func load(_ path: String, taken: [String: String] = [:]) -> Result<LoadedPlugin, Warning> {
+        func refuse(_ reason: String, _ stage: PluginRefusal.Stage = .entry) -> Result<LoadedPlugin, Warning> {
+            .failure(Warning(path: path, reason: reason, stage: stage))
+        }
+        let file: PluginFile
+        switch PluginFile.open(path) {
+        case .success(let f): file = f
+        case .failure(let refusal): return refuse(refusal.reason, refusal.stage)
+        }
         // RTLD_NODELETE: a refused Swift plugin registered type metadata with
         // the runtime on load; unmapping it could leave the runtime dangling.
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
-            return refuse("dlopen failed: \(dlerror().map { String(cString: $0) } ?? "unknown error")")
+        let handle: UnsafeMutableRawPointer
+        switch file.dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) {
+        case .success(let h): handle = h
+        case .failure(let refusal): return refuse(refusal.reason, refusal.stage)
         }
         guard let symbol = dlsym(handle, SMAF_PLUGIN_ENTRY_NAME) else {
             dlclose(handle)
@@ -102,32 +118,37 @@ struct PluginLoader {
         guard p.abi_minor_required <= minor else {
             return refuse("needs ABI \(major).\(p.abi_minor_required) or newer, this smaf speaks ABI \(major).\(minor)")
         }
-        guard let cname = p.name, let name = Optional(String(cString: cname)), Self.isValidName(name) else {
-            return refuse("plugin name '\(p.name.map { String(cString: $0) } ?? "(null)")' is not [a-z0-9_-]{1,63}")
+        // Read with a bound: a name without its NUL is refused, not followed through memory.
+        let claimed = boundedCString(p.name, limit: PluginStringLimit.name)
+        guard let name = claimed, Self.isValidName(name) else {
+            return refuse("plugin name '\(claimed ?? "(null)")' is not [a-z0-9_-]{1,63}")
         }
-        guard p.open != nil, p.close != nil else { return refuse("'\(name)' lacks open or close") }
+        if let owner = taken[name] {
+            return refuse("duplicate plugin name '\(name)' (already loaded from \(owner))")
+        }
+        guard p.open != nil, p.close != nil else { return refuse("'\(name)' lacks open or close", .ops) }
         var allocatorOps: UnsafePointer<smaf_allocator_ops>?
         var secureOps: UnsafePointer<smaf_secure_ops>?
         switch p.kind {
         case SMAF_PLUGIN_KIND_ALLOCATOR.rawValue:
-            guard let ops = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops") }
+            guard let ops = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops", .ops) }
             guard ops.pointee.struct_size >= ABI1.allocatorOps else {
-                return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.allocatorOps)")
+                return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.allocatorOps)", .ops)
             }
             let missing = [("match", ops.pointee.match == nil), ("allocate", ops.pointee.allocate == nil),
                            ("release", ops.pointee.release == nil)].filter(\.1).map(\.0)
-            guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))") }
+            guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))", .ops) }
             allocatorOps = ops
         case SMAF_PLUGIN_KIND_SECURE.rawValue:
-            guard let ops = p.secure else { return refuse("'\(name)' is a secure module without secure ops") }
+            guard let ops = p.secure else { return refuse("'\(name)' is a secure module without secure ops", .ops) }
             guard ops.pointee.struct_size >= ABI1.secureOps else {
-                return refuse("'\(name)': struct smaf_secure_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.secureOps)")
+                return refuse("'\(name)': struct smaf_secure_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.secureOps)", .ops)
             }
             // SMAF v8: every secure op is mandatory; a module that cannot revoke cannot be trusted.
             let missing = [("create_context", ops.pointee.create_context == nil), ("destroy_context", ops.pointee.destroy_context == nil),
                            ("grant_access", ops.pointee.grant_access == nil), ("revoke_access", ops.pointee.revoke_access == nil),
                            ("allow_cpu_access", ops.pointee.allow_cpu_access == nil)].filter(\.1).map(\.0)
-            guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))") }
+            guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))", .ops) }
             secureOps = ops
         default:
             return refuse("'\(name)' is of kind \(p.kind), which this smaf does not load")
@@ -136,12 +157,16 @@ struct PluginLoader {
         var context: UnsafeMutableRawPointer?
         var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
         let rc = p.open(core.table, &context, &message, message.count)
-        guard rc == 0 else {
-            let err = rc < 0 ? " (\(String(cString: strerror(-rc))))" : ""
-            return refuse("'\(name)' open failed\(err): \(cString(message) ?? "no reason given")")
+        switch PluginStatus(rc) {
+        case .success:
+            return .success(LoadedPlugin(name: name, path: path, table: table, allocatorOps: allocatorOps, secureOps: secureOps,
+                                         context: context, core: core, abiMinor: min(p.abi_minor, minor)))
+        case .failure(let errno):
+            return refuse("'\(name)' open failed (\(String(cString: strerror(errno)))): \(cString(message) ?? "no reason given")", .open)
+        case .invalid(let code):
+            // Whether a context exists is unknown: close() is not called on what may be garbage.
+            return refuse("'\(name)' open failed: \(PluginStatus.invalidCode("open()", code))", .open)
         }
-        return .success(LoadedPlugin(name: name, path: path, table: table, allocatorOps: allocatorOps, secureOps: secureOps,
-                                     context: context, core: core, abiMinor: min(p.abi_minor, minor)))
     }
 
     static func isValidName(_ name: String) -> Bool {

@@ -1,4 +1,7 @@
 import CSMAFPlugin
+import Glibc
+import SMAFSys
+import SystemPackage
 
 /// The rule that picks an allocator, in one place: the walk over the
 /// allocators in rank order that both `select` (allocating, for buffers)
@@ -74,8 +77,10 @@ extension AllocatorRegistry {
             }
             let store = verdicts ?? Verdicts.make(count: plugins.count)
             verdicts = store
-            if !plugin.match(call, verdict: store.slot(index)) {
-                note(.rejected, .verdict(VerdictRef(verdicts: store, index: index))); continue
+            switch plugin.match(call, verdict: store.slot(index)) {
+            case 1: break
+            case 0: note(.rejected, .verdict(VerdictRef(verdicts: store, index: index))); continue
+            case let code: note(.rejected, PluginStatus.invalidVerdict("match()", code)); continue
             }
             switch attempt(plugin, call) {
             case .accepted(let reason):
@@ -87,6 +92,18 @@ extension AllocatorRegistry {
             }
         }
         return Walk(chosen: winner, explanation: explanation)
+    }
+
+    /// Before any allocator is asked to allocate: the request's least size
+    /// (MemoryHeadroom) must fit in the memory the machine and the
+    /// process's cgroup have now. Each allocator checks its own real size
+    /// again before its kernel call; this one spares the walk when nothing
+    /// could succeed, and says why in one line.
+    func requireHeadroom(_ request: BufferRequest) throws(SMAFError) {
+        let size = try request.minimumSize()
+        if let why = MemoryHeadroom.shortfall(size) {
+            throw SMAFError(.system, "not enough memory: \(why)", systemError: SystemError("memory check", Errno(rawValue: ENOMEM)))
+        }
     }
 
     static func detail(of a: smaf_allocation) -> String {
@@ -130,11 +147,13 @@ struct VerdictRef: @unchecked Sendable {
 }
 
 extension LoadedPlugin {
-    /// Runs the plugin's match() with its verdict written to `verdict`;
-    /// true if it accepted. (`match(_:)` is the same call, returning text.)
-    func match(_ c: CallStructs, verdict: UnsafeMutablePointer<smaf_verdict>) -> Bool {
+    /// Runs the plugin's match() with its verdict written to `verdict` and
+    /// returns what it returned: 1 accepts, 0 rejects, anything else is a
+    /// broken plugin the walk treats as a rejection. (`match(_:)` is the
+    /// same call, returning text.)
+    func match(_ c: CallStructs, verdict: UnsafeMutablePointer<smaf_verdict>) -> Int32 {
         serialized {
             ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), verdict)
-        } == 1
+        }
     }
 }

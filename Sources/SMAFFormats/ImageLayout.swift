@@ -24,6 +24,8 @@ public struct ImageLayout: Sendable, Hashable {
         case pitchTooLarge(pitch: UInt64, max: UInt64)
         case exceedsMaxSize(size: UInt64, max: UInt64)
         case exceedsMaxDimension(name: String, value: UInt32, max: UInt32)
+        /// Laid out (pitch padding, plane alignment), more than the machine has.
+        case exceedsRAM(size: UInt64, ram: UInt64)
 
         public var description: String {
             switch self {
@@ -33,6 +35,7 @@ public struct ImageLayout: Sendable, Hashable {
             case let .pitchTooLarge(p, m): return "pitch \(p) bytes exceeds the maximum pitch \(m)"
             case let .exceedsMaxSize(s, m): return "\(s) bytes exceeds the maximum buffer size \(m)"
             case let .exceedsMaxDimension(n, v, m): return "\(n) \(v) exceeds the max \(n) \(m)"
+            case let .exceedsRAM(s, r): return "\(s) bytes once laid out is more than this machine's \(r) bytes of RAM"
             }
         }
     }

@@ -228,6 +228,12 @@ public struct RegionReport: Sendable, Equatable, Codable {
 
     public init() {}
 
+    /// `backing` of a region not reserved yet: the cma plugin reserves on
+    /// its first allocation, so its report before that has no memory.
+    public static let notReserved = "none"
+
+    public var isReserved: Bool { backing != Self.notReserved }
+
     enum CodingKeys: String, CodingKey {
         case size, backing, used, free, allocations, held, contiguity, cell, map
         case backingDetail = "backing_detail", reservedMicroseconds = "reserved_us", largestFree = "largest_free"
@@ -239,7 +245,7 @@ public struct RegionReport: Sendable, Equatable, Codable {
         return [
             "size: \(bytes(size))",
             "backing: \(backing) (\(backingDetail))",
-            "reserved_us: \(reservedMicroseconds) (filled and mapped at open, like a boot-time reservation)",
+            "reserved_us: \(reservedMicroseconds) (filled and mapped on first use, like a boot-time reservation)",
             "used: \(bytes(used))",
             "free: \(bytes(free))",
             "largest_free: \(bytes(largestFree))",

@@ -8,13 +8,13 @@ struct CMACommand: ParsableCommand {
         abstract: "Show the cma allocator's region: size, backing, use, free runs and a map.",
         discussion: """
         The cma allocator emulates the kernel's Contiguous Memory Allocator: one \
-        region reserved when the plugin opens (like cma=), buffers carved out of it \
-        first fit with power-of-two alignment and exported as udmabuf dma-bufs. \
-        Running out and fragmentation behave as on real CMA, and smaf falls back to \
-        the next allocator.
+        region (like cma=) reserved on the first allocation cma serves and kept while \
+        the process runs, buffers carved out of it first fit with power-of-two \
+        alignment and exported as udmabuf dma-bufs. Running out and fragmentation \
+        behave as on real CMA, and smaf falls back to the next allocator.
 
-        Each process that loads smaf reserves its own region, so on its own this \
-        command shows an empty one. --alloc carves buffers out of it first, --free \
+        Each process that uses cma reserves its own region, so on its own this command \
+        shows one not reserved yet. --alloc carves buffers out of it first, --free \
         gives some back:
           smaf cma --alloc 8M,1M,4M --free 1
             (a 1 MiB hole between two buffers)
@@ -97,14 +97,16 @@ struct CMACommand: ParsableCommand {
             ? "verified: longest physically contiguous run \(formatBytes(r.largestRun)) (\(r.contiguityDetail))"
             : "\(r.contiguity) (\(r.contiguityDetail))"
         var lines = table([
-            ["region", "\(formatBytes(r.size)) of \(r.backing) (\(r.backingDetail)), reserved at open in \((Double(r.reservedMicroseconds) / 100).rounded() / 10) ms"],
+            ["region", r.isReserved
+                ? "\(formatBytes(r.size)) of \(r.backing) (\(r.backingDetail)), reserved in \((Double(r.reservedMicroseconds) / 100).rounded() / 10) ms"
+                : "\(formatBytes(r.size)), \(r.backingDetail)"],
             ["used", "\(formatBytes(r.used)) in \(r.allocations) allocation\(r.allocations == 1 ? "" : "s")"
                 + (r.held > 0 ? ", \(r.held) of them released but still referenced (an fd, a mapping, an import)" : "")],
             ["free", "\(formatBytes(r.free)), largest free block \(formatBytes(r.largestFree))"],
             ["physical", physical],
             ["map", "\(formatBytes(r.cell)) per character: # used, + partly used, . free"],
         ])
-        lines.insert("cma region of this process (each process that loads smaf reserves its own)", at: 0)
+        lines.insert("cma region of this process (each process that uses cma reserves its own)", at: 0)
         lines.append("  0 |\(r.map)| \(formatBytes(r.size))")
         return lines.joined(separator: "\n")
     }

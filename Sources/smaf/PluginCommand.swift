@@ -98,6 +98,12 @@ struct PluginCommand: ParsableCommand {
             guard access(path, R_OK) == 0 else {
                 throw CommandFailure(message: "plugin check: cannot read \(path): \(String(cString: strerror(errno)))")
             }
+            // A folder holds any number of plugins; which one to check is the user's to say.
+            if let names = try? Directory.entries(path) {
+                let plugins = names.filter { $0.hasSuffix(".so") }
+                throw CommandFailure(message: "plugin check: \(path) is a folder; name one plugin file in it"
+                                     + (plugins.isEmpty ? " (it has no .so file)" : " (\(plugins.count) .so: \(plugins.prefix(3).joined(separator: ", "))\(plugins.count > 3 ? ", ..." : ""))"))
+            }
             let file = path.contains("/") ? path : "./\(path)"
             // The plugin's code runs in this process: if a bad request makes it eat
             // all memory, the OOM killer should take the checker, not a bystander.

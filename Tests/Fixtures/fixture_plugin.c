@@ -16,6 +16,16 @@
  *   FIXTURE_CONTIGUOUS   claims (falsely, it is a test) verified contiguity
  *   FIXTURE_ABI_MINOR    ABI minor it claims to be built for (default SMAF_PLUGIN_ABI_MINOR)
  *
+ * Hostile return values, each breaking the ABI's range on purpose (the core
+ * must refuse the value, never compute with it):
+ *
+ *   FIXTURE_OPEN_RETURNS=N      open() returns N (INT_MIN, 7...)
+ *   FIXTURE_MATCH_RETURNS=N     match() returns N instead of 1
+ *   FIXTURE_ALLOCATE_RETURNS=N  allocate() returns N without allocating
+ *   FIXTURE_STATS_RETURNS=N     describe_stats() claims N bytes (SIZE_MAX, 1ull << 62)
+ *   FIXTURE_MATCH_OVERRUN       match() writes 64 bytes past its struct smaf_verdict
+ *   FIXTURE_MATCH_CRASHES       match() dies of SIGSEGV
+ *
  * Without FIXTURE_STRICT it accepts nearly anything (what the loader and
  * selection tests want). FIXTURE_STRICT makes it a conformant allocator that
  * `smaf plugin check` passes: it refuses what it cannot serve and lays images
@@ -40,6 +50,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -219,7 +232,11 @@ static int strict_allocate(const struct smaf_request *r, const struct smaf_const
 
 static int fixture_open(const struct smaf_core *core, void **ctx, char *error, size_t error_size)
 {
-#ifdef FIXTURE_OPEN_FAILS
+#ifdef FIXTURE_OPEN_RETURNS
+    (void)core; (void)ctx;
+    snprintf(error, error_size, "hostile open");
+    return FIXTURE_OPEN_RETURNS;
+#elif defined(FIXTURE_OPEN_FAILS)
     (void)core; (void)ctx;
     snprintf(error, error_size, "no such hardware here");
     return -ENODEV;
@@ -253,7 +270,17 @@ static int fixture_match(void *ctx, const struct smaf_request *request,
                          struct smaf_verdict *verdict)
 {
     (void)ctx; (void)request; (void)devices; (void)device_count;
-#ifdef FIXTURE_REJECT
+#ifdef FIXTURE_MATCH_CRASHES
+    raise(SIGSEGV);
+#endif
+#ifdef FIXTURE_MATCH_OVERRUN
+    /* Past the reason, into whatever the caller keeps after the struct. */
+    memset((char *)verdict + sizeof *verdict, 0x5a, 64);
+#endif
+#ifdef FIXTURE_MATCH_RETURNS
+    (void)merged;
+    return FIXTURE_MATCH_RETURNS;
+#elif defined(FIXTURE_REJECT)
     snprintf(verdict->reason, sizeof verdict->reason, "%s never accepts (test fixture)", FIXTURE_NAME);
     return 0;
 #elif defined(FIXTURE_STRICT)
@@ -273,7 +300,11 @@ static int fixture_allocate(void *ctx, const struct smaf_request *request,
                             struct smaf_allocation *out, char *error, size_t error_size)
 {
     (void)ctx; (void)merged; (void)devices; (void)device_count;
-#ifdef FIXTURE_ALLOC_FAILS
+#ifdef FIXTURE_ALLOCATE_RETURNS
+    (void)request; (void)out;
+    snprintf(error, error_size, "hostile allocate");
+    return FIXTURE_ALLOCATE_RETURNS;
+#elif defined(FIXTURE_ALLOC_FAILS)
     (void)request; (void)out;
     snprintf(error, error_size, "pool exhausted (test fixture)");
     return -ENOMEM;
@@ -328,12 +359,25 @@ __attribute__((unused)) static void fixture_release(void *ctx, struct smaf_alloc
     close(allocation->fd);
 }
 
+#ifdef FIXTURE_STATS_RETURNS
+static size_t fixture_stats(void *ctx, char *buffer, size_t size)
+{
+    (void)ctx;
+    if (size)
+        snprintf(buffer, size, "hostile stats");
+    return FIXTURE_STATS_RETURNS;
+}
+#endif
+
 static const struct smaf_allocator_ops ops = {
     .struct_size = sizeof(struct smaf_allocator_ops),
     .match = fixture_match,
     .allocate = fixture_allocate,
 #ifndef FIXTURE_NO_RELEASE
     .release = fixture_release,
+#endif
+#ifdef FIXTURE_STATS_RETURNS
+    .describe_stats = fixture_stats,
 #endif
 };
 

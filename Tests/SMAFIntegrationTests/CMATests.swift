@@ -48,6 +48,8 @@ struct CMATests {
     @Test func hugetlbRegionIsVerifiedInTwoMebibyteRuns() throws {
         try requireHugePages()
         let registry = try registry()
+        #expect(try report(registry).backing == "none", "nothing reserved before the first allocation")
+        let first = try cma(registry, 4096)
         let r = try report(registry)
         #expect(r.size == 64 * Self.mib)
         #expect(r.backing == "hugetlb" && r.backingDetail == "2 MiB pages")
@@ -67,13 +69,42 @@ struct CMATests {
         let plain = try cma(registry, 4 * Self.mib).materialize()
         #expect(plain.largestContiguous >= 2 * Self.mib, "hugetlb: at least one whole huge page")
 
-        // A contiguous request longer than any measured run is refused with the run's size.
+        // A contiguous request longer than any measured run fails in allocate with the run's
+        // size (match, which must not depend on the region's state, cannot know it).
         let longer = r.largestRun + 2 * Self.mib
         if longer <= 32 * Self.mib {
             let error = #expect(throws: SMAFError.self) { try registry.buffer(.bytes(longer), devices: [camera]).materialize() }
-            #expect(error?.message == "no allocator can satisfy the request: cma: needs \(ByteCount.describe(longer)) physically contiguous below 2^32; "
-                    + "the longest such stretch of the hugetlb region is \(ByteCount.describe(r.largestRun))")
+            #expect(error?.message == "no allocator can satisfy the request: cma: match accepted but allocate failed: needs \(ByteCount.describe(longer)) "
+                    + "physically contiguous below 2^32; the longest such stretch of the hugetlb region is \(ByteCount.describe(r.largestRun)) (ENOMEM)")
         }
+        withExtendedLifetime(first) {}
+    }
+
+    /// The region is reserved by the first allocation cma serves, once, and
+    /// sealed as udmabuf needs: shrink, grow and seal, never write.
+    @Test func theFirstAllocationReservesTheRegionSealed() throws {
+        func target(_ link: String) -> String {
+            var buffer = [CChar](repeating: 0, count: 4096)
+            return readlink(link, &buffer, buffer.count - 1) < 0 ? "" : String(cString: buffer)
+        }
+        func regionMemfds() throws -> [Int32] {
+            try Directory.entries("/proc/self/fd").compactMap { name in
+                guard let fd = Int32(name), target("/proc/self/fd/\(name)").hasPrefix("/memfd:smaf-cma") else { return nil }
+                return fd
+            }
+        }
+        let before = try regionMemfds()
+        let registry = try registry(settings: ["cma.size": "4M", "cma.backing": "shmem"])
+        #expect(try regionMemfds() == before, "opening reserves nothing")
+        let first = try cma(registry, Self.mib)
+        let second = try cma(registry, Self.mib)
+        let region = try regionMemfds().filter { !before.contains($0) }
+        #expect(region.count == 1, "one region for both buffers")
+        let seals = try Memfd.seals(try #require(region.first))
+        #expect(seals.isSuperset(of: [.shrink, .grow, .seal]) && !seals.contains(.write))
+        let r = try report(registry)
+        #expect(r.backing == "shmem" && r.reservedMicroseconds > 0 && r.allocations == 2)
+        withExtendedLifetime((first, second)) {}
     }
 
     @Test func buffersAreUdmabufsAtTheirOffsetAndZeroed() throws {
@@ -142,6 +173,7 @@ struct CMATests {
 
     @Test func shmemRegionIsMeasuredNotAssumed() throws {
         let registry = try registry(settings: ["cma.backing": "shmem"])
+        let first = try cma(registry, 4096)
         let r = try report(registry)
         #expect(r.backing == "shmem" && r.backingDetail == "cma.backing is shmem")
         #expect(r.contiguity == "verified" && r.largestRun > 0)
@@ -150,11 +182,13 @@ struct CMATests {
         var isa = DeviceConstraints(name: "isa-dma")
         isa.dmaAddressBits = 20
         let error = #expect(throws: SMAFError.self) { try registry.buffer(.bytes(4096), devices: [isa]).materialize() }
-        #expect(error?.message == "no allocator can satisfy the request: cma: needs 4 KiB below 2^20; the longest such stretch of the shmem region is 0 B")
+        #expect(error?.message == "no allocator can satisfy the request: cma: match accepted but allocate failed: "
+                + "needs 4 KiB below 2^20; the longest such stretch of the shmem region is 0 B (ENOMEM)")
         var wide = DeviceConstraints(name: "dma40")
         wide.dmaAddressBits = 40
         let a = try registry.buffer(.bytes(Self.mib), devices: [wide]).materialize()
         #expect(a.allocator == "cma" && a.largestContiguous > 0, "below 2^40, verified frame by frame")
+        withExtendedLifetime(first) {}
     }
 
     /// Without CAP_SYS_ADMIN the kernel hides page frames: nothing physical is claimed.
@@ -229,6 +263,7 @@ struct CMATests {
 
     @Test func fiveHundredCyclesLeaveNoFdAndNoRange() throws {
         let registry = try registry()
+        _ = try cma(registry, 4096) // reserves the region: its memfd stays open while the plugin is
         let before = OpenFiles.count()
         let clock = ContinuousClock()
         var elapsed: [UInt64: (total: Duration, count: Int)] = [:]

@@ -13,25 +13,34 @@ import Testing
                                  + extra.map(TestSupport.shippedPlugin), settings: settings)
     }
 
-    @Test(arguments: [
+    static let lies = [
         ("FIXTURE_LIES_ABOUT_SIZE", "the fd holds 32768 bytes, not the 65536 the allocation reports"),
         ("FIXTURE_LIES_READ_ONLY", "claims read-only, but the fd is open for writing (and no write seal stops a writable mapping)"),
         ("FIXTURE_LIES_DMABUF", "claims to be a dma-buf, but the kernel does not call the fd one"),
-    ])
-    func aLieIsAFailedAllocation(lie: String, caught: String) throws {
-        let r = try registry(lie)
-        let before = OpenFiles.count()
-        do {
-            let buffer = try r.buffer(.bytes(1 << 16))
-            let a = try buffer.materialize()
-            #expect(a.allocator == "memfd", "the next allocator got the buffer")
-            let liar = try #require(buffer.explanation?.entries.first)
-            #expect(liar.allocator == "liar" && liar.outcome == .failed)
-            #expect(liar.reason == "allocate() succeeded but broke its promises: \(caught); released it")
-            // Memory the lie described cannot be reached: mapping what smaf hands out works end to end.
-            try buffer.withCPUAccess(.write) { $0[(1 << 16) - 1] = 1 }
+    ]
+
+    @Test(arguments: lies) func aLieIsAFailedAllocation(lie: String, caught: String) throws {
+        let buffer = try registry(lie).buffer(.bytes(1 << 16))
+        let a = try buffer.materialize()
+        #expect(a.allocator == "memfd", "the next allocator got the buffer")
+        let liar = try #require(buffer.explanation?.entries.first)
+        #expect(liar.allocator == "liar" && liar.outcome == .failed)
+        #expect(liar.reason == "allocate() succeeded but broke its promises: \(caught); released it")
+        // What smaf hands out is the memory it describes: mapping it works end to end.
+        try buffer.withCPUAccess(.write) { $0[(1 << 16) - 1] = 1 }
+    }
+
+    /// The lying allocations' fds are released. Counted in a child process,
+    /// where no other test opens fds meanwhile.
+    @Test func aLyingAllocationLeaksNoFd() async {
+        await #expect(processExitsWith: .success) {
+            for (lie, _) in AllocationAuditTests.lies {
+                let r = try AllocationAuditTests().registry(lie)
+                let before = TestSupport.openFDs()
+                for _ in 0..<10 { try r.buffer(.bytes(1 << 16)).materialize() }
+                #expect(TestSupport.openFDs() == before)
+            }
         }
-        #expect(OpenFiles.count() == before, "the lying allocation's fd was released")
     }
 
     /// A secure buffer whose module denies CPU writes needs an fd the kernel

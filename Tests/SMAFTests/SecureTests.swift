@@ -59,6 +59,15 @@ import Testing
                                          "grant \(buffer.id) spy 0+4096 read denied", "revoke \(buffer.id) display 0+4096 read"])
     }
 
+    /// A setting that does not parse refuses the module, rather than meaning "no limit".
+    @Test(arguments: ["abc", "-1", "2x"])
+    func aBadGrantLimitRefusesTheTestModule(text: String) throws {
+        let r = try registry(["test.grant_limit": text])
+        #expect(r.secureModules.isEmpty)
+        let warning = try #require(r.loadWarnings.first)
+        #expect(warning.hasSuffix("'test' open failed (Invalid argument): test.grant_limit: '\(text)' is not a number of grants (0, 1, 2...)"), "\(warning)")
+    }
+
     @Test func partialGrantsAreRolledBackInReverse() throws {
         let r = try registry(["test.grant_limit": "2"])
         let buffer = try r.buffer(.bytes(8192))

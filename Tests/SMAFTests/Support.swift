@@ -55,15 +55,16 @@ enum TestSupport {
         return dir
     }()
 
-    /// Compiles Tests/Fixtures/fixture_plugin.c with `defines` into a .so
-    /// (once per set of defines per test run) and returns its path.
-    static func fixture(_ defines: [String: String]) throws -> String {
-        let key = defines.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    /// Compiles Tests/Fixtures/`source` (the allocator fixture_plugin.c, or
+    /// fixture_secure.c) with `defines` into a .so (once per set of defines
+    /// per test run) and returns its path.
+    static func fixture(_ defines: [String: String], source: String = "fixture_plugin.c") throws -> String {
+        let key = source + ":" + defines.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         if let path = built.withLock({ $0[key] }) { return path }
         let path = "\(fixtureDir)/fixture-\(abs(key.hashValue)).so"
         var args = ["-shared", "-fPIC", "-Wall", "-Werror", "-o", path,
                     "-I", "\(packageRoot)/Sources/CSMAFPlugin/include",
-                    "\(packageRoot)/Tests/Fixtures/fixture_plugin.c"]
+                    "\(packageRoot)/Tests/Fixtures/\(source)"]
         for (k, v) in defines { args.append(v.isEmpty ? "-D\(k)" : "-D\(k)=\(v)") }
         let result = try run("/usr/bin/cc", args)
         guard result.status == 0 else { throw FixtureError(message: "cc failed: \(result.stderr)") }

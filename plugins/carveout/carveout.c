@@ -1,12 +1,14 @@
 /*
- * carveout: a fixed budget of RAM carved out when the plugin opens and handed
- * out as one sealed memfd per buffer (a dma-buf, through /dev/udmabuf, where
- * that driver exists). Plain C against <smaf/plugin.h> alone; docs/PLUGINS.md
- * walks through it.
+ * carveout: a fixed budget of RAM carved out on the first allocation and
+ * handed out as one sealed memfd per buffer (a dma-buf, through /dev/udmabuf,
+ * where that driver exists). Plain C against <smaf/plugin.h> alone;
+ * docs/PLUGINS.md walks through it.
  *
  * What it guarantees: the whole budget (carveout.size, SMAF_CARVEOUT_SIZE,
- * default 32M) is committed at open, as pages held in a reserve memfd; the
- * buffers together never exceed it. Allocating moves pages from the reserve
+ * default 32M) is committed when the plugin serves its first allocation (not
+ * at open: a process that loads smaf but never uses carveout pays nothing),
+ * as pages held in a reserve memfd, and stays committed until the plugin
+ * closes; the buffers together never exceed it. Allocating moves pages from the reserve
  * to the buffer (punch a hole in the reserve, fallocate the buffer),
  * releasing moves them back, so while budget remains an allocation does not
  * depend on the rest of the system having memory free. Between the punch
@@ -38,8 +40,8 @@
 #define FOURCC(a, b, c, d) ((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
 
 struct carveout {
-    pthread_mutex_t lock;     /* guards used, buffers and the reserve's holes */
-    int reserve;              /* memfd holding the part of the budget not handed out */
+    pthread_mutex_t lock;     /* guards reserve, used, buffers and the reserve's holes */
+    int reserve;              /* memfd holding the part of the budget not handed out; -1 until committed */
     uint64_t budget;
     uint64_t used;            /* bytes in buffers between allocate and release */
     unsigned buffers;
@@ -80,29 +82,79 @@ static uint64_t parse_size(const char *text)
     return (uint64_t)n << shift;
 }
 
+/* A "Key:   1234 kB" line of /proc/meminfo in bytes; 0 if absent. */
+static uint64_t meminfo(const char *text, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+        if (!strncmp(line, key, n) && line[n] == ':')
+            return strtoull(line + n + 1, NULL, 10) << 10;
+    return 0;
+}
+
+/* 0 if `bytes` can be taken from the system now, else -ENOMEM with the
+ * figures in `why`. The kernel does not refuse shmem pages it does not have:
+ * it reclaims, then calls the OOM killer. Like smaf's own check (SMAFSys
+ * MemoryHeadroom, which also reads the cgroup's limit), it keeps 1/32 of
+ * the RAM, at most 256 MiB, free for everything else. */
+static int check_memory(uint64_t bytes, char *why, size_t n)
+{
+    char text[4096];
+    FILE *f = fopen("/proc/meminfo", "re");
+    size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[len] = 0;
+    uint64_t available = meminfo(text, "MemAvailable"), total = meminfo(text, "MemTotal");
+    if (!available || !total)
+        return 0; /* nothing to judge by */
+    uint64_t keep = total / 32 < (256ull << 20) ? total / 32 : 256ull << 20;
+    uint64_t spare = available > keep ? available - keep : 0;
+    if (bytes <= spare)
+        return 0;
+    return snprintf(why, n, "cannot commit the %llu-byte budget now: %llu bytes available (MemAvailable %llu, less %llu kept free)",
+                    (unsigned long long)bytes, (unsigned long long)spare, (unsigned long long)available,
+                    (unsigned long long)keep), -ENOMEM;
+}
+
+/* The carve-out itself, on first use: every page of the budget allocated
+ * now. The caller holds the lock; 0, or a negative errno with `why`. */
+static int commit_budget(struct carveout *co, char *why, size_t n)
+{
+    if (co->reserve >= 0)
+        return 0;
+    int err = check_memory(co->budget, why, n);
+    if (err)
+        return err;
+    int fd = memfd_create("smaf-carveout-reserve", MFD_CLOEXEC);
+    err = fd < 0 ? errno : fallocate(fd, 0, 0, (off_t)co->budget) < 0 ? errno : 0;
+    if (err) {
+        if (fd >= 0)
+            close(fd);
+        return snprintf(why, n, "cannot commit %llu bytes: %s", (unsigned long long)co->budget, strerror(err)), -err;
+    }
+    co->reserve = fd;
+    return 0;
+}
+
 static int carveout_open(const struct smaf_core *core, void **ctx, char *error, size_t error_size)
 {
     const char *setting = core->config ? core->config(core->core_data, NAME, "size") : NULL;
     uint64_t budget = setting ? round_up(parse_size(setting), page_size()) : DEFAULT_BUDGET;
     if (!budget)
         return snprintf(error, error_size, "carveout.size '%s' is not a size (e.g. 32M)", setting), -EINVAL;
+    uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * page_size();
+    if (budget > ram / 2)
+        return snprintf(error, error_size, "carveout.size %llu bytes is more than half the RAM (%llu bytes)",
+                        (unsigned long long)budget, (unsigned long long)ram), -ENOMEM;
 
     struct carveout *co = calloc(1, sizeof *co);
     if (!co)
         return snprintf(error, error_size, "out of memory"), -ENOMEM;
     co->core = core;
     co->budget = budget;
+    co->reserve = -1; /* committed by the first allocation */
     pthread_mutex_init(&co->lock, NULL);
-    /* The carve-out itself: every page of the budget allocated now. */
-    co->reserve = memfd_create("smaf-carveout-reserve", MFD_CLOEXEC);
-    int err = co->reserve < 0 ? errno : fallocate(co->reserve, 0, 0, (off_t)budget) < 0 ? errno : 0;
-    if (err) {
-        snprintf(error, error_size, "cannot commit %llu bytes: %s", (unsigned long long)budget, strerror(err));
-        if (co->reserve >= 0)
-            close(co->reserve);
-        free(co);
-        return -err;
-    }
     co->udmabuf = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
     FILE *limit = fopen("/sys/module/udmabuf/parameters/size_limit_mb", "re");
     unsigned long long mb;
@@ -117,7 +169,8 @@ static int carveout_open(const struct smaf_core *core, void **ctx, char *error, 
 static void carveout_close(void *ctx)
 {
     struct carveout *co = ctx;
-    close(co->reserve);
+    if (co->reserve >= 0)
+        close(co->reserve);
     if (co->udmabuf >= 0)
         close(co->udmabuf);
     pthread_mutex_destroy(&co->lock);
@@ -243,6 +296,11 @@ static int carveout_allocate(void *ctx, const struct smaf_request *request, cons
         return err;
 
     pthread_mutex_lock(&co->lock);
+    err = commit_budget(co, error, error_size);
+    if (err) {
+        pthread_mutex_unlock(&co->lock);
+        return err;
+    }
     if (co->used + size > co->budget) {
         snprintf(error, error_size, "budget exhausted: %llu of %llu bytes in use",
                  (unsigned long long)co->used, (unsigned long long)co->budget);
@@ -314,10 +372,13 @@ static size_t carveout_stats(void *ctx, char *buffer, size_t size)
 {
     struct carveout *co = ctx;
     pthread_mutex_lock(&co->lock);
-    int n = snprintf(buffer, size, "budget %llu bytes committed at open; %llu in %u buffers, %llu in reserve; %s",
-                     (unsigned long long)co->budget, (unsigned long long)co->used, co->buffers,
-                     (unsigned long long)(co->budget - co->used),
-                     co->udmabuf >= 0 ? "exports dma-bufs via udmabuf" : "no /dev/udmabuf: sealed memfds");
+    const char *udmabuf = co->udmabuf >= 0 ? "exports dma-bufs via udmabuf" : "no /dev/udmabuf: sealed memfds";
+    int n = co->reserve < 0
+        ? snprintf(buffer, size, "budget %llu bytes, not committed yet (on the first allocation); %s",
+                   (unsigned long long)co->budget, udmabuf)
+        : snprintf(buffer, size, "budget %llu bytes committed; %llu in %u buffers, %llu in reserve; %s",
+                   (unsigned long long)co->budget, (unsigned long long)co->used, co->buffers,
+                   (unsigned long long)(co->budget - co->used), udmabuf);
     pthread_mutex_unlock(&co->lock);
     return n < 0 ? 0 : (size_t)n + 1;
 }
@@ -337,7 +398,7 @@ static const struct smaf_plugin carveout_plugin = {
     .abi_minor_required = 0, /* uses nothing newer than ABI 1.0 */
     .kind = SMAF_PLUGIN_KIND_ALLOCATOR,
     .name = NAME,
-    .description = "a fixed RAM budget committed at open, one sealed memfd per buffer (udmabuf dma-buf where available)",
+    .description = "a fixed RAM budget committed on first use, one sealed memfd per buffer (udmabuf dma-buf where available)",
     .default_rank = SMAF_RANK_NONE,
     .open = carveout_open,
     .close = carveout_close,

@@ -5,10 +5,12 @@ import Synchronization
 
 /// cma: the kernel's Contiguous Memory Allocator, emulated in userspace so
 /// code for devices without an IOMMU meets CMA's behaviour (alignment,
-/// exhaustion, fragmentation) on a machine with no CMA heap. At open it
-/// reserves one region like `cma=` (see Reservation); buffers are carved out
-/// of it first fit with power-of-two alignment (ContiguousRegion), zeroed,
-/// and exported as udmabuf dma-bufs over their offset in the region.
+/// exhaustion, fragmentation) on a machine with no CMA heap. On the first
+/// allocation it serves it reserves one region like `cma=` (see
+/// Reservation), kept until the plugin closes; buffers are carved out of it
+/// first fit with power-of-two alignment (ContiguousRegion), zeroed, and
+/// exported as udmabuf dma-bufs over their offset in the region. Loading
+/// smaf costs no memory: only a process that uses cma pays for the region.
 ///
 /// It claims physical facts only with evidence: page frame numbers from
 /// /proc/self/pagemap, which the kernel shows only with CAP_SYS_ADMIN. A
@@ -16,7 +18,7 @@ import Synchronization
 /// pinned them; without frame numbers it says "not verified".
 final class CMAAllocator: AllocatorPlugin {
     static let name = "cma"
-    static let summary = "a CMA-like region (one pre-faulted memfd, hugetlb when available) carved into udmabuf dma-bufs; contiguity verified through pagemap"
+    static let summary = "a CMA-like region (one pre-faulted memfd, hugetlb when available, reserved on first use) carved into udmabuf dma-bufs; contiguity verified through pagemap"
     /// Contiguous memory is precious: used when a device needs it or when forced.
     static let defaultRank = Int32(SMAF_RANK_MARGINAL)
     /// The documented default region size (cma.size / SMAF_CMA_SIZE).
@@ -25,10 +27,17 @@ final class CMAAllocator: AllocatorPlugin {
 
     private let core: PluginCore
     private let udmabuf: UdmabufExporter
-    private let reservation: Reservation
-    private let state: Mutex<State>
+    /// The region's size: cma.size rounded up to the 2 MiB granule, fixed at open.
+    let size: UInt64
+    let preference: Reservation.Preference
+    /// Why /proc/self/pagemap shows no page frames to this process (nil: it
+    /// does), probed at open on a page of its own: what match may promise.
+    let framesHidden: String?
+    let state: Mutex<State>
 
-    private struct State {
+    struct State {
+        /// The memory, once the first allocation reserved it.
+        var reserved: Reserved?
         var region: ContiguousRegion
         /// The region's page frames (0 = unknown), refreshed for every range allocate() checks.
         var frames: PhysicalFrames
@@ -36,7 +45,14 @@ final class CMAAllocator: AllocatorPlugin {
         var held: [Held] = []
     }
 
-    private struct Held: Equatable {
+    /// The reservation, shared by reference once made and never dropped
+    /// before the plugin closes, so allocate() can use its mapping unlocked.
+    final class Reserved: Sendable {
+        let reservation: Reservation
+        init(_ reservation: consuming Reservation) { self.reservation = reservation }
+    }
+
+    struct Held: Equatable {
         var fd: CInt
         var start: Int
     }
@@ -55,12 +71,28 @@ final class CMAAllocator: AllocatorPlugin {
             throw PluginError(errno: EINVAL, "cma.backing: '\(backing)' is not auto, hugetlb or shmem")
         }
         udmabuf = UdmabufExporter()
-        reservation = try Reservation(size: size, preference: preference) { core.log(SMAF_LOG_INFO, $0) }
-        state = Mutex(State(region: ContiguousRegion(pageCount: reservation.pageCount, pageSize: Memory.pageSize),
-                            frames: reservation.frames))
-        core.log(SMAF_LOG_INFO, "reserved \(ByteCount.describe(reservation.size)) of \(reservation.backing.rawValue) in \(reservation.microseconds) us; "
-                 + (reservation.framesUnknownReason.map { "contiguity not verified: \($0)" }
-                    ?? "longest physically contiguous run \(ByteCount.describe(UInt64(reservation.frames.longestRun) * Memory.pageSize))"))
+        self.size = try Reservation.checkedSize(size)
+        self.preference = preference
+        framesHidden = Reservation.framesHidden()
+        let pages = Int(self.size / Memory.pageSize)
+        state = Mutex(State(region: ContiguousRegion(pageCount: pages, pageSize: Memory.pageSize),
+                            frames: PhysicalFrames([UInt64](repeating: 0, count: pages))))
+    }
+
+    /// The region, reserved now if this is the first allocation. A failure
+    /// (no memory to spare, a hugetlb pool too small) fails this allocation
+    /// only: the next one tries again.
+    private func reserved() throws(PluginError) -> Reserved {
+        try state.withLock { s throws(PluginError) -> Reserved in
+            if let r = s.reserved { return r }
+            let r = Reserved(try Reservation(size: size, preference: preference) { core.log(SMAF_LOG_INFO, $0) })
+            s.reserved = r
+            s.frames = r.reservation.frames
+            core.log(SMAF_LOG_INFO, "reserved \(ByteCount.describe(r.reservation.size)) of \(r.reservation.backing.rawValue) in \(r.reservation.microseconds) us; "
+                     + (r.reservation.framesUnknownReason.map { "contiguity not verified: \($0)" }
+                        ?? "longest physically contiguous run \(ByteCount.describe(UInt64(r.reservation.frames.longestRun) * Memory.pageSize))"))
+            return r
+        }
     }
 
     deinit {
@@ -99,8 +131,8 @@ final class CMAAllocator: AllocatorPlugin {
         case .failure(let f): return .failure(Refusal(reason: f.description))
         }
         guard let bytes = Memory.pageRounded(layout.size) else { return .failure(Refusal(reason: "size overflows")) }
-        if bytes > reservation.size {
-            return .failure(Refusal(reason: "\(ByteCount.describe(bytes)) does not fit the \(ByteCount.describe(reservation.size)) region (cma.size, SMAF_CMA_SIZE)"))
+        if bytes > size {
+            return .failure(Refusal(reason: "\(ByteCount.describe(bytes)) does not fit the \(ByteCount.describe(size)) region (cma.size, SMAF_CMA_SIZE)"))
         }
         if let limit = udmabuf.sizeLimit, bytes > limit {
             return .failure(Refusal(reason: "\(bytes) bytes exceeds udmabuf's size limit of \(limit) bytes (\(Udmabuf.sizeLimitPath))"))
@@ -146,19 +178,26 @@ final class CMAAllocator: AllocatorPlugin {
         }
     }
 
-    /// nil when the measured frames let a buffer pass the physical checks
-    /// `plan` asks for (contiguity, DMA limit, segments), else why not. Free
-    /// space is not considered: running out is allocate's ENOMEM, so the
-    /// core falls back to the next allocator as it would on real CMA.
+    /// nil when this process can verify the physical checks `plan` asks for
+    /// (contiguity, DMA limit, segments), else why not: pagemap shows page
+    /// frames or it does not, which open() found out. Whether the region has
+    /// a long enough stretch is allocate's to say (stretches are measured
+    /// once the region exists, and move as it is used), like its free space:
+    /// either failing moves the core on, as on real CMA.
     private func whyUnverifiable(_ plan: Plan) -> String? {
-        guard plan.needsFrames else { return nil }
-        if let why = reservation.framesUnknownReason { return "cannot verify \(plan.physicalNeed): \(why)" }
+        guard plan.needsFrames, let why = framesHidden else { return nil }
+        return "cannot verify \(plan.physicalNeed): \(why)"
+    }
+
+    /// nil when the reserved region has a stretch `plan` can be placed in, else why not.
+    private func whyNoStretch(_ plan: Plan, _ region: Reserved) -> String? {
+        if let why = region.reservation.framesUnknownReason, plan.needsFrames { return "cannot verify \(plan.physicalNeed): \(why)" }
         guard plan.placed else { return nil }
         let longest = state.withLock { $0.frames.ranges(consecutive: plan.contiguous, belowFrame: plan.belowFrame) }.map(\.count).max() ?? 0
         guard longest < plan.pages else { return nil }
-        return "needs \(plan.physicalNeed); the longest such stretch of the \(reservation.backing.rawValue) region is "
+        return "needs \(plan.physicalNeed); the longest such stretch of the \(region.reservation.backing.rawValue) region is "
             + "\(ByteCount.describe(UInt64(longest) * Memory.pageSize))"
-            + (plan.contiguous && reservation.backing == .shmem ? " (huge pages give 2 MiB runs: reserve some, see cma.backing)" : "")
+            + (plan.contiguous && region.reservation.backing == .shmem ? " (huge pages give 2 MiB runs: reserve some, see cma.backing)" : "")
     }
 
     func allocate(_ request: PluginRequest, merged: PluginConstraints) throws(PluginError) -> PluginAllocation {
@@ -168,6 +207,8 @@ final class CMAAllocator: AllocatorPlugin {
         case .failure(let refusal): throw PluginError(errno: EINVAL, refusal.reason)
         }
         if let reason = whyUnverifiable(plan) { throw PluginError(errno: EINVAL, reason) }
+        let region = try reserved()
+        if let reason = whyNoStretch(plan, region) { throw PluginError(errno: ENOMEM, reason) }
         reclaimHeld()
         let carved = state.withLock { s in
             s.region.allocate(pages: plan.pages, alignOrder: plan.order,
@@ -186,15 +227,15 @@ final class CMAAllocator: AllocatorPlugin {
 
         let offset = UInt64(range.lowerBound) * Memory.pageSize
         // The CMA dma-heap clears every page it hands out; so does the emulation.
-        memset(reservation.mapping.base + Int(offset), 0, Int(plan.bytes))
+        memset(region.reservation.mapping.base + Int(offset), 0, Int(plan.bytes))
         let dmabuf: UniqueFD
         do {
-            dmabuf = try udmabuf.export(memfd: reservation.memfd.rawValue, offset: offset, size: plan.bytes, name: "smaf:cma")
+            dmabuf = try udmabuf.export(memfd: region.reservation.memfd.rawValue, offset: offset, size: plan.bytes, name: "smaf:cma")
         } catch {
             throw PluginError(errno: error.errno.rawValue, error.description)
         }
         // Measured after UDMABUF_CREATE pinned the pages: now they cannot move.
-        let frames = measure(range)
+        let frames = measure(range, in: region)
         if let reason = violation(of: plan, frames, offset: offset) { throw PluginError(errno: EBUSY, reason) }
 
         var guarantees: PluginAllocation.Guarantees = [.dmaBuf, .cpuMappable]
@@ -205,7 +246,7 @@ final class CMAAllocator: AllocatorPlugin {
         allocation.token = UInt(range.lowerBound)
         allocation.exporter = "udmabuf"
         allocation.detail = "\(ByteCount.describe(plan.bytes)) at offset 0x\(String(offset, radix: 16)) of the "
-            + "\(ByteCount.describe(reservation.size)) \(reservation.backing.rawValue) region via udmabuf; "
+            + "\(ByteCount.describe(size)) \(region.reservation.backing.rawValue) region via udmabuf; "
             + (frames == nil ? "physical layout not verified"
                : runs.count == 1 ? "physically contiguous (verified)"
                : "\(runs.count) physical runs, longest \(ByteCount.describe(allocation.largestContiguous)) (verified)")
@@ -215,9 +256,9 @@ final class CMAAllocator: AllocatorPlugin {
     }
 
     /// The frames of `range` now, nil when they cannot be known.
-    private func measure(_ range: Range<Int>) -> PhysicalFrames? {
-        guard reservation.framesUnknownReason == nil,
-              let frames = try? Pagemap.frames(of: reservation.mapping.base + range.lowerBound * Int(Memory.pageSize), pages: range.count),
+    private func measure(_ range: Range<Int>, in region: Reserved) -> PhysicalFrames? {
+        guard region.reservation.framesUnknownReason == nil,
+              let frames = try? Pagemap.frames(of: region.reservation.mapping.base + range.lowerBound * Int(Memory.pageSize), pages: range.count),
               frames.isVerified else { return nil }
         state.withLock { $0.frames.update(from: range.lowerBound, with: frames) }
         return frames
@@ -237,70 +278,6 @@ final class CMAAllocator: AllocatorPlugin {
             return "the range at offset 0x\(String(offset, radix: 16)) reaches frame 0x\(String(highest, radix: 16)) once pinned; needs \(plan.physicalNeed)"
         }
         return nil
-    }
-
-    func release(_ allocation: PluginAllocation) {
-        let held = Held(fd: allocation.fd, start: Int(allocation.token))
-        if Self.otherReferences(held.fd) > 0 {
-            state.withLock { $0.held.append(held) }
-        } else {
-            giveBack(held)
-        }
-    }
-
-    /// Real CMA gets a buffer's pages back when the last reference to its
-    /// dma-buf goes, not when the allocator is told: an fd the application
-    /// kept (here or in another process), a mapping, a device's import each
-    /// hold one. The kernel counts them ("count" in fdinfo, less its own
-    /// temporary reference); the plugin's fd is one, the rest are others'.
-    /// A range with others is held and reclaimed once they are gone.
-    private static func otherReferences(_ fd: CInt) -> Int {
-        max((DmaBuf.fdInfo(fd)["count"].flatMap { Int($0) } ?? 1) - 1, 0)
-    }
-
-    private func giveBack(_ held: Held) {
-        _ = Glibc.close(held.fd)
-        state.withLock { _ = $0.region.release(start: held.start) }
-    }
-
-    /// Frees the held ranges nobody references any more.
-    private func reclaimHeld() {
-        let held = state.withLock { $0.held }
-        guard !held.isEmpty else { return }
-        let unreferenced = held.filter { Self.otherReferences($0.fd) == 0 }
-        let reclaimed = state.withLock { s in
-            let mine = s.held.filter(unreferenced.contains)
-            s.held.removeAll(where: mine.contains)
-            return mine
-        }
-        reclaimed.forEach(giveBack)
-    }
-
-    func stats() -> String? {
-        reclaimHeld()
-        return state.withLock { s in
-            var r = RegionReport()
-            let page = Memory.pageSize
-            r.size = reservation.size
-            r.backing = reservation.backing.rawValue
-            r.backingDetail = reservation.backingDetail
-            r.reservedMicroseconds = reservation.microseconds
-            r.used = UInt64(s.region.usedPages) * page
-            r.free = UInt64(s.region.freePages) * page
-            r.largestFree = UInt64(s.region.largestFreePages) * page
-            r.allocations = s.region.allocations.count
-            r.held = s.held.count
-            if let why = reservation.framesUnknownReason {
-                (r.contiguity, r.contiguityDetail) = ("not verified", why)
-            } else {
-                let runs = s.frames.runs
-                (r.contiguity, r.contiguityDetail) = ("verified", "\(runs.count) runs of consecutive page frames in /proc/self/pagemap")
-                r.largestRun = UInt64(runs.map(\.count).max() ?? 0) * page
-            }
-            r.cell = UInt64(s.region.pagesPerCell()) * page
-            r.map = s.region.map()
-            return r
-        }.text
     }
 }
 

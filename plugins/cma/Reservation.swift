@@ -2,9 +2,10 @@ import Glibc
 import SMAFPluginKit
 import SMAFSys
 
-/// The region's memory: one sealed memfd, every page allocated at open like
-/// the kernel's boot-time `cma=` reservation, and kept mapped so allocate()
-/// can zero-fill ranges and read their page frames.
+/// The region's memory: one sealed memfd, every page allocated at once like
+/// the kernel's boot-time `cma=` reservation (on the plugin's first
+/// allocation, not at open), and kept mapped so allocate() can zero-fill
+/// ranges and read their page frames.
 struct Reservation: ~Copyable, Sendable {
     enum Backing: String, Sendable {
         case hugetlb, shmem
@@ -36,13 +37,34 @@ struct Reservation: ~Copyable, Sendable {
     /// which also keeps the size a whole number of 2 MiB huge pages.
     static let granule: UInt64 = 2 << 20
 
-    init(size requested: UInt64, preference: Preference, log: (String) -> Void) throws(PluginError) {
-        let start = Self.now()
-        // A reservation larger than half the RAM would only end in the OOM killer.
-        let ram = UInt64(max(sysconf(Int32(_SC_PHYS_PAGES)), 0)) &* Memory.pageSize
-        guard requested <= ram / 2, let size = alignUp(requested, Self.granule) else {
+    /// The region size for a `cma.size` of `requested`: rounded up to the
+    /// granule, refused above half the RAM (a reservation that large would
+    /// only end in the OOM killer). Checked at open, where a bad setting belongs.
+    static func checkedSize(_ requested: UInt64) throws(PluginError) -> UInt64 {
+        let ram = Memory.physicalRAM
+        guard requested <= ram / 2, let size = alignUp(requested, granule) else {
             throw PluginError(errno: ENOMEM, "cma.size: \(ByteCount.describe(requested)) is more than half the RAM (\(ByteCount.describe(ram)))")
         }
+        return size
+    }
+
+    /// Why /proc/self/pagemap shows this process no page frames, nil if it
+    /// does: read for one page of its own, which costs no reservation.
+    static func framesHidden() -> String? {
+        let page = UnsafeMutableRawPointer.allocate(byteCount: Int(Memory.pageSize), alignment: Int(Memory.pageSize))
+        defer { page.deallocate() }
+        page.storeBytes(of: 1, as: UInt8.self) // present, so a frame exists to be shown
+        do {
+            return try Pagemap.frames(of: page, pages: 1).isVerified ? nil
+                : "\(Pagemap.path) shows no page frame numbers (the kernel shows them only with CAP_SYS_ADMIN)"
+        } catch {
+            return error.description
+        }
+    }
+
+    /// Reserves `size` bytes (a checkedSize) now.
+    init(size: UInt64, preference: Preference, log: (String) -> Void) throws(PluginError) {
+        let start = Self.now()
         let made = try Self.reserve(size: size, preference: preference, log: log)
         self.size = size
         backing = made.hugePageSize == nil ? .shmem : .hugetlb
@@ -81,6 +103,11 @@ struct Reservation: ~Copyable, Sendable {
                 log("no hugetlb region (\(error)): using shmem, whose pages are rarely physically contiguous")
                 hugetlbFailure = error.description
             }
+        }
+        // shmem pages come out of the system's memory (hugetlb ones out of
+        // their own pool, which fails cleanly): what is not there is refused.
+        if let why = MemoryHeadroom.shortfall(size) {
+            throw PluginError(errno: ENOMEM, "reserving a \(ByteCount.describe(size)) region: not enough memory: \(why)")
         }
         do {
             var made = try make(size: size, hugetlb: false)

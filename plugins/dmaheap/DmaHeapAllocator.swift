@@ -113,11 +113,6 @@ final class DmaHeapAllocator: AllocatorPlugin {
         case .success(let layout): size = layout.size
         case .failure(let failure): return .reject(failure.description)
         }
-        // The system heap allocates page by page: an impossible size would
-        // run the machine into the OOM killer before failing.
-        if Memory.physicalRAM > 0 && size > Memory.physicalRAM {
-            return .reject("\(size) bytes is more than this machine's \(Memory.physicalRAM) bytes of RAM")
-        }
         let pages = (Memory.pageRounded(size) ?? size) / Memory.pageSize
         let alignment = Self.promisedAlignment(heap, pages: pages)
         if merged.addressAlignment > alignment {
@@ -150,6 +145,9 @@ final class DmaHeapAllocator: AllocatorPlugin {
         guard let size = Memory.pageRounded(layout.size) else { throw PluginError(errno: EOVERFLOW, "size overflows") }
         // No check for size 0 here: the kernel refuses it (EINVAL) and that
         // error, naming the ioctl and the heap, is the one to report.
+        // The heap allocates page by page until it has them all or the OOM
+        // killer steps in: what does not fit now is refused before the ioctl.
+        if let why = MemoryHeadroom.shortfall(size) { throw PluginError(errno: ENOMEM, "not enough memory: \(why)") }
         let dmabuf: UniqueFD
         do {
             // Without O_RDWR the kernel refuses writable mappings of the fd.

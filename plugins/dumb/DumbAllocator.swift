@@ -94,8 +94,9 @@ final class DumbAllocator: AllocatorPlugin {
         if !request.accepts(.linear) && !request.accepts(.invalid) {
             return .reject("dumb buffers are LINEAR; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
         }
-        for (name, value, max) in [("width", request.width, merged.maxWidth), ("height", request.height, merged.maxHeight)] where max > 0 && value > max {
-            return .reject("\(name) \(value) exceeds the max \(name) \(max)")
+        // The kernel lays the buffer out; packed tightly is the least it takes (and more than RAM is refused).
+        if case .failure(let failure) = request.linearLayout(merged: merged, defaultPitchAlignment: 1) {
+            return .reject("\(failure.description), even packed tightly")
         }
         if merged.needsContiguous { return .reject("dumb buffers are not verified physically contiguous") }
         if merged.isSecure { return .reject("dumb buffers are CPU-mappable; a secure buffer needs a secure allocator") }
@@ -114,6 +115,10 @@ final class DumbAllocator: AllocatorPlugin {
             throw PluginError(errno: EINVAL, "dumb: not a single-plane RGB image")
         }
         let d = try home(devices).get()
+        if case .success(let least) = request.linearLayout(merged: merged, defaultPitchAlignment: 1),
+           let why = MemoryHeadroom.shortfall(least.size) {
+            throw PluginError(errno: ENOMEM, "not enough memory: \(why)")
+        }
 
         let height = UInt32(clamping: alignUp(UInt64(request.height), max(merged.heightAlignment, 1)) ?? UInt64.max)
         do {

@@ -72,6 +72,11 @@ final class GBMAllocator: AllocatorPlugin {
     func allocate(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) throws(PluginError) -> PluginAllocation {
         guard request.isImage, let format = request.format else { throw PluginError(errno: EINVAL, Self.bytesReason) }
         let node = try home(devices).get()
+        // The driver lays the BO out; packed tightly is the least it takes.
+        if case .success(let least) = request.linearLayout(merged: merged, defaultPitchAlignment: 1),
+           let why = MemoryHeadroom.shortfall(least.size) {
+            throw PluginError(errno: ENOMEM, "not enough memory: \(why)")
+        }
         let created = try create(on: node, request, merged, format)
         // From here `buffer` owns the BO and its dma-buf: any throw below releases both.
         let buffer: GBMBuffer

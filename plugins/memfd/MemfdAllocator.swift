@@ -72,6 +72,8 @@ final class MemfdAllocator: AllocatorPlugin {
         case .failure(let f): throw PluginError(errno: EINVAL, f.description)
         }
         guard let size = Memory.pageRounded(layout.size) else { throw PluginError(errno: EOVERFLOW, "size overflows") }
+        // udmabuf pins the pages: more than there is would end in the OOM killer, not an error.
+        if let why = MemoryHeadroom.shortfall(size) { throw PluginError(errno: ENOMEM, "not enough memory: \(why)") }
         do {
             let memfd = try Memfd.create(name: "smaf-memfd", size: size)
             try Memfd.addSeals(memfd.rawValue, UdmabufExporter.requiredSeals)

@@ -82,6 +82,7 @@ final class ShmAllocator: AllocatorPlugin {
 
     func allocate(_ request: PluginRequest, merged: PluginConstraints) throws(PluginError) -> PluginAllocation {
         let (layout, size) = try self.size(request, merged).get()
+        if let why = MemoryHeadroom.shortfall(size) { throw PluginError(errno: ENOMEM, "not enough memory: \(why)") }
         let fd = try createFile()
         // posix_fallocate returns the error instead of setting errno.
         let rc = posix_fallocate(fd.rawValue, 0, off_t(size))

@@ -29,7 +29,15 @@ final class TestSecureModule: SecureModule {
         let cpuText = core.config("cpu") ?? "read_write"
         guard let cpu = Access(parsing: cpuText) else { throw PluginError(errno: EINVAL, "test.cpu: '\(cpuText)' is not an access") }
         self.cpu = cpu
-        grantLimit = core.config("grant_limit").flatMap { Int($0) }
+        if let text = core.config("grant_limit") {
+            // A limit that does not parse would silently mean "no limit": refuse it instead.
+            guard let limit = Int(text), limit >= 0 else {
+                throw PluginError(errno: EINVAL, "test.grant_limit: '\(text)' is not a number of grants (0, 1, 2...)")
+            }
+            grantLimit = limit
+        } else {
+            grantLimit = nil
+        }
     }
 
     private func record(_ line: String) { calls.withLock { $0.append(line) } }

@@ -15,6 +15,8 @@ int csmaf_memfd_create(const char *name, unsigned int flags);
 int csmaf_add_seals(int fd, unsigned int seals);
 int csmaf_get_seals(int fd);
 int csmaf_dup_cloexec(int fd, int min_fd);
+/* pipe2(fds, O_CLOEXEC). */
+int csmaf_pipe_cloexec(int fds[2]);
 
 /* UDMABUF_CREATE: returns the new dma-buf fd or -1. */
 int csmaf_udmabuf_create(int udmabuf_dev, int memfd, uint64_t offset, uint64_t size, int cloexec);
@@ -33,6 +35,12 @@ long csmaf_fs_type(int fd);
 
 /* The file of the loaded image containing `address` (dladdr), or NULL. */
 const char *csmaf_image_path(const void *address);
+/* 1 if an image loaded in this process has exactly this name (dl_iterate_phdr):
+ * dlopen of that name would return it without opening the file. */
+int csmaf_image_loaded(const char *name);
+
+/* "SEGV" for SIGSEGV (sigabbrev_np), NULL for a number that is no signal. */
+const char *csmaf_signal_abbrev(int signal);
 
 /* flockfile, fflush and funlockfile on stdio's stderr: its lock is the one
  * every image in the process shares around fd 2 (and Swift 6 cannot name the
