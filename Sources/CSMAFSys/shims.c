@@ -3,8 +3,10 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-heap.h>
 #include <linux/udmabuf.h>
@@ -68,4 +70,14 @@ int csmaf_dma_heap_alloc(int heap, uint64_t len, uint32_t fd_flags, uint64_t hea
     if (ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &data) < 0)
         return -1;
     return (int)data.fd;
+}
+
+unsigned int csmaf_dev_major(uint64_t dev) { return major((dev_t)dev); }
+
+unsigned long csmaf_at_secure(void) { return getauxval(AT_SECURE); }
+
+int csmaf_clear_nonblock(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }
