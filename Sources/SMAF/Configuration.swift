@@ -88,33 +88,43 @@ public struct Configuration: Sendable {
         try parseConfigFile(bytes, source: path)
     }
 
+    /// A configuration from config-file text alone (no environment): what
+    /// the fuzz target feeds, and a way to check a file before installing it.
+    public static func parsingConfigFile(_ bytes: [UInt8], source: String) throws(SMAFError) -> Configuration {
+        var c = Configuration()
+        try c.parseConfigFile(bytes, source: source)
+        return c
+    }
+
     /// The config file's `key = value` lines. Each key once: a second
     /// `ranks` or `cma.size` is an error naming both lines, not a silent
     /// override, so the file reads the same to smaf and to a person.
     mutating func parseConfigFile(_ bytes: [UInt8], source path: String) throws(SMAFError) {
         let path = DisplayText.escaped(path)
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
             throw SMAFError(.invalidConfiguration, "\(path): not UTF-8 text")
         }
         configFile = path
         var fileSettings: [String: String] = [:]
         var firstLine: [String: Int] = [:]
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // Split on bytes: as Characters, a CRLF is one grapheme and no "\n".
+        for (number, lineBytes) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             let at = "\(path):\(number + 1)"
-            // Tabs and a CRLF's CR are whitespace; any other control character
-            // would reach logs and `smaf list` as is.
-            if raw.unicodeScalars.contains(where: { $0 != "\t" && $0 != "\r" && DisplayText.isControl($0) }) {
+            let raw = String(decoding: lineBytes.last == 0x0D ? lineBytes.dropLast() : lineBytes, as: UTF8.self)
+            // Tabs are whitespace (and escaped when a line is quoted back); any
+            // other control character would reach logs and `smaf list` as is.
+            if raw.unicodeScalars.contains(where: { $0 != "\t" && DisplayText.isControl($0) }) {
                 throw SMAFError(.invalidConfiguration, "\(at): control characters are not allowed")
             }
             let line = String(raw.prefix { $0 != "#" }).trimmed
             if line.isEmpty { continue }
             let parts = line.split(separator: "=", maxSplits: 1).map { String($0).trimmed }
             guard parts.count == 2, !parts[0].isEmpty else {
-                throw SMAFError(.invalidConfiguration, "\(at): expected 'key = value', got '\(line)'")
+                throw SMAFError(.invalidConfiguration, "\(at): expected 'key = value', got '\(DisplayText.escaped(line))'")
             }
             let key = parts[0].lowercased()
             if let first = firstLine[key] {
-                throw SMAFError(.invalidConfiguration, "\(at): duplicate key '\(parts[0])' (first set on line \(first)); set it once")
+                throw SMAFError(.invalidConfiguration, "\(at): duplicate key '\(DisplayText.escaped(parts[0]))' (first set on line \(first)); set it once")
             }
             firstLine[key] = number + 1
             switch parts[0] {
@@ -122,13 +132,13 @@ public struct Configuration: Sendable {
             case "plugin_path": pluginPaths += parts[1].split(separator: ":").map(String.init)
             case "log":
                 guard let l = LogLevel(parsing: parts[1]) else {
-                    throw SMAFError(.invalidConfiguration, "\(at): log level '\(parts[1])' is not one of error, warning, info, debug")
+                    throw SMAFError(.invalidConfiguration, "\(at): log level '\(DisplayText.escaped(parts[1]))' is not one of error, warning, info, debug")
                 }
                 logLevel = l
             case let key where key.contains("."): fileSettings[key.lowercased()] = parts[1]
             default:
                 throw SMAFError(.invalidConfiguration,
-                                "\(at): unknown key '\(parts[0])' (ranks, plugin_path, log, or <plugin>.<setting>)")
+                                "\(at): unknown key '\(DisplayText.escaped(parts[0]))' (ranks, plugin_path, log, or <plugin>.<setting>)")
             }
         }
         settings.merge(fileSettings) { env, _ in env }

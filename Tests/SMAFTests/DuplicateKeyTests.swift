@@ -62,6 +62,25 @@ import Testing
         }
     }
 
+    @Test func configFilesWithCRLFLineEndsRead() throws {
+        // As Characters, "\r\n" is one grapheme, so splitting a String on
+        // "\n" saw the whole file as one line.
+        let c = try Configuration.parsingConfigFile(Array("ranks = memfd:none\r\nlog = debug\r\n".utf8), source: "crlf.conf")
+        #expect(c.logLevel == .debug)
+        #expect(c.rankOverrides.first?.ranks["memfd"] == Rank.none)
+    }
+
+    @Test func configLinesWithControlCharactersAreRefused() {
+        let e = #expect(throws: SMAFError.self) {
+            try Configuration.parsingConfigFile(Array("log = debug\n# ok\ncma.size = 1\u{1b}[2J\n".utf8), source: "evil.conf")
+        }
+        #expect(e?.message == "evil.conf:3: control characters are not allowed")
+        let tab = #expect(throws: SMAFError.self) { try Configuration.parsingConfigFile(Array("log\t= loud\n".utf8), source: "t.conf") }
+        #expect(tab?.message == "t.conf:1: log level 'loud' is not one of error, warning, info, debug")
+        let quoted = #expect(throws: SMAFError.self) { try Configuration.parsingConfigFile(Array("no\tequals\n".utf8), source: "t.conf") }
+        #expect(quoted?.message == "t.conf:1: expected 'key = value', got 'no\\tequals'")
+    }
+
     @Test func oneSettingSetTwiceThroughTheEnvironmentIsRefused() {
         let e = #expect(throws: SMAFError.self) {
             try Configuration.fromEnvironment(["SMAF_CMA_SIZE": "64M", "SMAF_cma_size": "1G"])
