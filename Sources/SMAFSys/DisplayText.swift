@@ -32,7 +32,11 @@ public enum DisplayText {
 
     /// True if printing `text` as is could break a line or drive the terminal.
     public static func containsControlCharacters(_ text: some StringProtocol) -> Bool {
-        text.unicodeScalars.contains(where: isControl)
+        // Every such character starts with a byte below 0x20, 0x7F, or the
+        // lead bytes 0xC2 (C1) and 0xE2 (U+2000 block): most text is
+        // cleared by this byte scan without decoding a scalar.
+        guard text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == 0xC2 || $0 == 0xE2 }) else { return false }
+        return text.unicodeScalars.contains(where: isControl)
     }
 
     /// C0, DEL, C1, the line separators and the bidirectional controls.

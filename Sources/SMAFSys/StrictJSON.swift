@@ -24,13 +24,16 @@ public enum StrictJSON {
     /// Throws the first problem in `bytes`, or returns if it is one JSON value.
     public static func check(_ bytes: [UInt8], maximumDepth: Int = maximumDepth) throws(Problem) {
         guard String(validating: bytes, as: UTF8.self) != nil else { throw Problem("malformed JSON: not UTF-8 text") }
-        var scanner = Scanner(bytes: bytes, maximumDepth: maximumDepth)
-        try scanner.document()
+        // A buffer pointer, not the array: no retain and release per byte.
+        try bytes.withUnsafeBufferPointer { (buffer) throws(Problem) in
+            var scanner = Scanner(bytes: buffer, maximumDepth: maximumDepth)
+            try scanner.document()
+        }
     }
 }
 
 private struct Scanner {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     let maximumDepth: Int
     var i = 0
     /// Where the value being scanned sits, for the duplicate-key message.
@@ -41,7 +44,7 @@ private struct Scanner {
         case index(Int)
     }
 
-    init(bytes: [UInt8], maximumDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maximumDepth: Int) {
         self.bytes = bytes
         self.maximumDepth = maximumDepth
     }
@@ -223,10 +226,14 @@ private struct Scanner {
 
     /// "line 3 column 7" (columns in bytes, from 1).
     func position(_ offset: Int) -> String {
-        var line = 1, lineStart = 0
-        for (n, b) in bytes[..<min(offset, bytes.count)].enumerated() where b == 0x0A {
-            line += 1
-            lineStart = n + 1
+        var line = 1, lineStart = 0, n = 0
+        let end = min(offset, bytes.count)
+        while n < end {
+            if bytes[n] == 0x0A {
+                line += 1
+                lineStart = n + 1
+            }
+            n += 1
         }
         return "line \(line) column \(offset - lineStart + 1)"
     }
