@@ -49,6 +49,14 @@ import Testing
         #expect(n < 0 && errno == EAGAIN, "\(Self.regular) was opened (\(n) bytes of inotify events)")
     }
 
+    @Test func refusalsLeakNoDescriptor() {
+        let before = OpenFiles.count()
+        for path in [Self.fifo, Self.regular, "/dev/null", Self.folder, "/nonexistent"] {
+            _ = try? DeviceProbe.run(node: path)
+        }
+        #expect(OpenFiles.count() == before)
+    }
+
     @Test(arguments: ["dumb", "gbm"])
     func deviceLocalAllocatorsRefuseTheNodeWithTheReason(allocator: String) throws {
         let registry = try TestSupport.registry([TestSupport.shippedPlugin(allocator)])
