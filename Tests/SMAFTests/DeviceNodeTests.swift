@@ -74,7 +74,7 @@ import Testing
         var env = ProcessInfo.processInfo.environment
         env["SMAF_PLUGIN_PATH"] = TestSupport.shippedPlugin("dumb")
         env["SMAF_DEFAULT_PLUGINS"] = "0"
-        let r = try TestSupport.run("/usr/bin/timeout", ["20", TestSupport.smafExecutable, "alloc", "--width", "64", "--height", "64",
+        let r = try TestSupport.run("/usr/bin/timeout", ["-k", "5", "20", TestSupport.smafExecutable, "alloc", "--width", "64", "--height", "64",
                                                          "--format", "XR24", "--device", descriptor], environment: env)
         #expect(r.status == 1)
         #expect(r.stderr.hasSuffix("dumb: \(Self.fifo): not a DRM device (a FIFO)\n"), "\(r.stderr)")

@@ -7,7 +7,8 @@ import Testing
 /// Files a user names (descriptors, the config file, policy rules) that are
 /// not what they claim: a device that never ends, a FIFO nobody writes, a
 /// folder, a file too big. Each is one line and a quick exit. The CLI runs
-/// under a 2 GiB address-space cap and a 20 s timeout, so the code before
+/// under a 2 GiB address-space cap and a 20 s timeout (then SIGKILL: a child
+/// of the test process can inherit SIGTERM blocked), so the code before
 /// the fix (which read /dev/zero until it died and hung on a FIFO) fails
 /// these tests instead of taking the machine down.
 @Suite struct HostileFileTests {
@@ -39,7 +40,7 @@ import Testing
         environment["SMAF_CONFIG"] = nil
         for (k, v) in env { environment[k] = v }
         let quoted = ([TestSupport.smafExecutable] + args).map { "'\($0)'" }.joined(separator: " ")
-        return try TestSupport.run("/bin/sh", ["-c", "ulimit -v 2097152; exec timeout 20 \(quoted)"], environment: environment)
+        return try TestSupport.run("/bin/sh", ["-c", "ulimit -v 2097152; exec timeout -k 5 20 \(quoted)"], environment: environment)
     }
 
     func expectOneLine(_ r: TestSupport.RunResult, _ expected: String, sourceLocation: SourceLocation = #_sourceLocation) {
