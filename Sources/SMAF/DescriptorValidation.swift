@@ -20,24 +20,33 @@ extension DeviceConstraints {
         }
         // The C ABI reads a limit of 0 as "no limit"; a descriptor that says 0
         // means either "nothing" or "unlimited", so it must say neither.
-        let limits: [(CodingKeys, UInt64?)] = [(.maxPitch, maxPitch), (.maxSize, maxSize), (.maxWidth, maxWidth.map(UInt64.init)),
-                                               (.maxHeight, maxHeight.map(UInt64.init)), (.maxSegments, maxSegments.map(UInt64.init))]
-        if let zero = limits.first(where: { $0.1 == 0 }) {
-            return field(zero.0, "a limit of 0 allows nothing; leave the key out for no limit")
-        }
-        let alignments: [(CodingKeys, UInt64?)] = [(.addressAlignment, addressAlignment), (.pitchAlignment, pitchAlignment),
-                                                   (.heightAlignment, heightAlignment)]
-        if let zero = alignments.first(where: { $0.1 == 0 }) {
-            return field(zero.0, "an alignment of 0 means nothing; leave the key out")
-        }
+        // (Field by field, no arrays: this runs on every attach.)
+        let zeroLimit = "a limit of 0 allows nothing; leave the key out for no limit"
+        if maxPitch == 0 { return field(.maxPitch, zeroLimit) }
+        if maxSize == 0 { return field(.maxSize, zeroLimit) }
+        if maxWidth == 0 { return field(.maxWidth, zeroLimit) }
+        if maxHeight == 0 { return field(.maxHeight, zeroLimit) }
+        if maxSegments == 0 { return field(.maxSegments, zeroLimit) }
+        let zeroAlignment = "an alignment of 0 means nothing; leave the key out"
+        if addressAlignment == 0 { return field(.addressAlignment, zeroAlignment) }
+        if pitchAlignment == 0 { return field(.pitchAlignment, zeroAlignment) }
+        if heightAlignment == 0 { return field(.heightAlignment, zeroAlignment) }
         if let bits = dmaAddressBits, bits == 0 || bits > 64 { return field(.dmaAddressBits, "must be 1...64, got \(bits)") }
         if let formats {
             // The ABI reads an empty list as "any format": refused, so no
             // descriptor says "none" or "any" by accident.
             if formats.isEmpty { return field(.formats, "an empty list would accept no format; leave the key out to accept any") }
-            var seen = Set<FourCC>()
-            for (i, f) in formats.enumerated() where !seen.insert(f.format).inserted {
-                return field(.formats, "\(f.format.code) is listed twice; list each format once with all its modifiers",
+            // A short list (every real one) is compared pairwise without
+            // allocating; a long one through a set, so it stays linear.
+            let twice: Int?
+            if formats.count <= 16 {
+                twice = formats.indices.first { i in formats[..<i].contains { $0.format == formats[i].format } }
+            } else {
+                var seen = Set<FourCC>()
+                twice = formats.indices.first { !seen.insert(formats[$0].format).inserted }
+            }
+            if let i = twice {
+                return field(.formats, "\(formats[i].format.code) is listed twice; list each format once with all its modifiers",
                              index: i, then: "format")
             }
         }

@@ -33,6 +33,14 @@ import Testing
         #expect(e?.kind == .invalidDescriptor)
     }
 
+    @Test func aFormatListedTwiceInALongListIsFound() throws {
+        let codes = ["XR24", "AR24", "XB24", "AB24", "RG16", "NV12", "NV21", "YUYV", "UYVY", "P010", "R8  ", "GR88",
+                     "XR30", "AR30", "XB30", "AB30", "RG24", "BG24", "YU12", "XR24"]
+        let json = #"{"name": "x", "formats": ["# + codes.map { #"{"format": "\#($0)"}"# }.joined(separator: ", ") + "]}"
+        let e = #expect(throws: SMAFError.self) { try parse(json) }
+        #expect(e?.message == "d.json: field 'formats[19].format': XR24 is listed twice; list each format once with all its modifiers")
+    }
+
     @Test func anEmptyImportableFromListStillMeansNoExporter() throws {
         // The probe writes [] for a device measured to import from nothing.
         #expect(try parse(#"{"name": "x", "importable_from": []}"#).importableFrom == [])
@@ -73,7 +81,7 @@ import Testing
         let dir = NSTemporaryDirectory() + "smaf-escape-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let rules = dir + "/rules\nsmaf: info: forged.json"
-        FileManager.default.createFile(atPath: rules, contents: Data(#"{"default": "read_write", "cpu": "read_write"}"#.utf8))
+        _ = FileManager.default.createFile(atPath: rules, contents: Data(#"{"default": "read_write", "cpu": "read_write"}"#.utf8))
         var env = ProcessInfo.processInfo.environment
         env["SMAF_PLUGIN_PATH"] = [TestSupport.shippedPlugin("memfd"), TestSupport.shippedPlugin("policy")].joined(separator: ":")
         env["SMAF_DEFAULT_PLUGINS"] = "0"

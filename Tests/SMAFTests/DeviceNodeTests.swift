@@ -22,7 +22,7 @@ import Testing
 
     static let regular: String = {
         let path = folder + "/shadow"
-        FileManager.default.createFile(atPath: path, contents: Data("root:secret\n".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("root:secret\n".utf8))
         return path
     }()
 
@@ -70,7 +70,7 @@ import Testing
 
     @Test func aDescriptorNamingAFIFOFailsQuicklyFromTheCLI() throws {
         let descriptor = Self.folder + "/sneaky.json"
-        FileManager.default.createFile(atPath: descriptor, contents: Data(#"{"name": "sneaky", "import_node": "\#(Self.fifo)"}"#.utf8))
+        _ = FileManager.default.createFile(atPath: descriptor, contents: Data(#"{"name": "sneaky", "import_node": "\#(Self.fifo)"}"#.utf8))
         var env = ProcessInfo.processInfo.environment
         env["SMAF_PLUGIN_PATH"] = TestSupport.shippedPlugin("dumb")
         env["SMAF_DEFAULT_PLUGINS"] = "0"

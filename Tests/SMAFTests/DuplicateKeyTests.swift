@@ -44,7 +44,7 @@ import Testing
         let path = NSTemporaryDirectory() + "smaf-dup-rules-\(getpid()).json"
         for (json, key) in [(#"{"devices": {"x": "read_write", "x": "none"}}"#, "devices.x"),
                             (#"{"default": "none", "cpu": "none", "default": "read_write"}"#, "default")] {
-            FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
             let r = try TestSupport.registry([TestSupport.shippedPlugin("memfd"), TestSupport.shippedPlugin("policy")],
                                              settings: ["policy.rules": path])
             #expect(r.secureModules.isEmpty, "rules with a duplicate key must not load")
@@ -56,7 +56,7 @@ import Testing
         let path = NSTemporaryDirectory() + "smaf-dup-\(getpid()).conf"
         for (text, expected) in [("ranks = memfd:none\nranks = memfd:primary\n", "\(path):2: duplicate key 'ranks' (first set on line 1); set it once"),
                                  ("cma.size = 64M\n# a comment\nCMA.size = 1G\n", "\(path):3: duplicate key 'CMA.size' (first set on line 1); set it once")] {
-            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
             let e = #expect(throws: SMAFError.self) { try Configuration.fromEnvironment(["SMAF_CONFIG": path]) }
             #expect(e?.message == expected)
         }

@@ -28,7 +28,7 @@ import Testing
     /// A regular file one byte over the 4 MiB limit.
     static let oversized: String = {
         let path = folder + "/big.json"
-        FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x20, count: InputFile.maximumSize + 1))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x20, count: InputFile.maximumSize + 1))
         return path
     }()
 

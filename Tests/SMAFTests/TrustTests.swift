@@ -75,7 +75,7 @@ import Testing
     func aFolderSomeoneElseOwnsIsNotUsed() throws {
         let dir = try folder(owner: 65534)
         let cache = ImportCache(directory: dir)
-        #expect(throws: InputFileError.self) { try cache.openDirectory() }
+        #expect(throws: InputFileError.self) { _ = try cache.openDirectory() }
         cache.store(node: "/dev/dri/card0", driver: "vgem", imports: ["udmabuf": "ok"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
@@ -83,7 +83,7 @@ import Testing
     @Test func aFolderOthersCanWriteInIsNotUsed() throws {
         let dir = try folder(mode: 0o777)
         let cache = ImportCache(directory: dir)
-        let e = #expect(throws: InputFileError.self) { try cache.openDirectory() }
+        let e = #expect(throws: InputFileError.self) { _ = try cache.openDirectory() }
         #expect(e?.description == "probe cache folder \(dir): writable by others (mode 777); not used")
         cache.store(node: "/dev/dri/card0", driver: "vgem", imports: ["udmabuf": "ok"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
@@ -94,7 +94,7 @@ import Testing
         let dir = try folder()
         let cache = ImportCache(directory: dir)
         let forged = #"{"bootID": "\#(cache.bootID)", "devices": {"/dev/dri/card0": {"driver": "vgem", "imports": {"forged": "ok"}}}}"#
-        FileManager.default.createFile(atPath: dir + "/probe.json", contents: Data(forged.utf8))
+        _ = FileManager.default.createFile(atPath: dir + "/probe.json", contents: Data(forged.utf8))
         try #require(chown(dir + "/probe.json", 65534, 65534) == 0)
         #expect(cache.lookup(node: "/dev/dri/card0", driver: "vgem") == nil)
         cache.store(node: "/dev/dri/card0", driver: "vgem", imports: ["udmabuf": "ok"])
@@ -104,7 +104,7 @@ import Testing
     @Test func aSymlinkIsNotFollowed() throws {
         let dir = try folder()
         let target = dir + "/../victim"
-        FileManager.default.createFile(atPath: target, contents: Data("precious".utf8))
+        _ = FileManager.default.createFile(atPath: target, contents: Data("precious".utf8))
         try #require(symlink(target, dir + "/probe.json") == 0)
         let cache = ImportCache(directory: dir)
         #expect(cache.lookup(node: "/dev/dri/card0", driver: "vgem") == nil)
@@ -117,6 +117,6 @@ import Testing
         let real = try folder()
         let link = real + "-link"
         try #require(symlink(real, link) == 0)
-        #expect(throws: InputFileError.self) { try ImportCache(directory: link).openDirectory() }
+        #expect(throws: InputFileError.self) { _ = try ImportCache(directory: link).openDirectory() }
     }
 }
