@@ -90,6 +90,15 @@ let package = Package(
             name: "smaf",
             dependencies: ["SMAF", "SMAFSys", "SMAFDRM", "CSMAFBaseline", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The fuzz target for descriptors, policy rules and the config file (Tests/Fuzz/README.md):
+        // seeded mutations of the corpus when built as usual, libFuzzer's driver when built with
+        // -sanitize=fuzzer. It links the policy plugin's target for PolicyRules.parse.
+        .target(name: "CSMAFFuzz", path: "Tests/Fuzz/CSMAFFuzz"),
+        .executableTarget(
+            name: "smaf-fuzz",
+            dependencies: ["SMAF", "SMAFSys", "PolicyModule", "CSMAFFuzz"],
+            path: "Tests/Fuzz/SMAFFuzz"
+        ),
         .testTarget(name: "SMAFTests", dependencies: ["SMAF", "SMAFSys"]),
         .testTarget(name: "SMAFIntegrationTests", dependencies: ["SMAF", "SMAFSys", "SMAFDRM"]),
     ] + plugins.map(\.1)

@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
+#include <sys/auxv.h>
+#include <sys/sysmacros.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-heap.h>
 #include <linux/udmabuf.h>
@@ -121,4 +123,14 @@ int csmaf_drm_driver_name(int fd, char *name, size_t size) {
     if (rc == 0)
         name[v.name_len < size - 1 ? v.name_len : size - 1] = 0;
     return rc;
+}
+
+unsigned int csmaf_dev_major(uint64_t dev) { return major((dev_t)dev); }
+
+unsigned long csmaf_at_secure(void) { return getauxval(AT_SECURE); }
+
+int csmaf_clear_nonblock(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 }

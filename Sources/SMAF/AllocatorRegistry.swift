@@ -87,7 +87,7 @@ public final class AllocatorRegistry: Sendable {
                 won = LiveAllocation(plugin: plugin, raw: allocation)
                 return .accepted("accepted; \(Self.detail(of: allocation))")
             case .failure(let failure):
-                return .failed("match accepted but allocate failed: \(failure.message) (\(errnoName(failure.errno)))")
+                return .failed("match accepted but allocate failed: \(withErrno(failure.message, failure.errno))")
             }
         }
         return Selection(winner: won, explanation: walk.explanation)

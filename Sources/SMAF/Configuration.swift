@@ -56,46 +56,89 @@ public struct Configuration: Sendable {
         }
         if let level = env["SMAF_LOG"] {
             guard let l = LogLevel(parsing: level) else {
-                throw SMAFError(.invalidConfiguration, "SMAF_LOG: '\(level)' is not one of error, warning, info, debug")
+                throw SMAFError(.invalidConfiguration, "SMAF_LOG: '\(DisplayText.escaped(level))' is not one of error, warning, info, debug")
             }
             c.logLevel = l
         }
-        for (key, value) in env where key.hasPrefix("SMAF_") {
+        var settingSource: [String: String] = [:]
+        for (key, value) in env.sorted(by: { $0.key < $1.key }) where key.hasPrefix("SMAF_") {
             // SMAF_CMA_SIZE -> cma.size; the core's own variables are not plugin settings.
             let rest = key.dropFirst(5)
             guard !["PLUGIN_PATH", "RANKS", "LOG", "CONFIG", "DEFAULT_PLUGINS", "IN_VM"].contains(String(rest)),
                   let underscore = rest.firstIndex(of: "_") else { continue }
             let plugin = rest[..<underscore].lowercased()
             let setting = rest[rest.index(after: underscore)...].lowercased()
-            c.settings["\(plugin).\(setting)"] = value
+            let name = "\(plugin).\(setting)"
+            // SMAF_CMA_SIZE and SMAF_cma_size name one setting: which would win
+            // depends on the order the environment is walked in, so neither does.
+            if let other = settingSource[name] {
+                throw SMAFError(.invalidConfiguration, "\(DisplayText.escaped(other)) and \(DisplayText.escaped(key)) both set \(DisplayText.escaped(name)); set it once")
+            }
+            settingSource[name] = key
+            c.settings[name] = value
         }
         return c
     }
 
     mutating func readConfigFile(_ path: String) throws(SMAFError) {
-        let text: String
-        do { text = try readTextFile(path) } catch { throw SMAFError(.invalidConfiguration, "config file \(error)") }
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(path, what: "config file") } catch {
+            throw SMAFError(.invalidConfiguration, error.description)
+        }
+        try parseConfigFile(bytes, source: path)
+    }
+
+    /// A configuration from config-file text alone (no environment): what
+    /// the fuzz target feeds, and a way to check a file before installing it.
+    public static func parsingConfigFile(_ bytes: [UInt8], source: String) throws(SMAFError) -> Configuration {
+        var c = Configuration()
+        try c.parseConfigFile(bytes, source: source)
+        return c
+    }
+
+    /// The config file's `key = value` lines. Each key once: a second
+    /// `ranks` or `cma.size` is an error naming both lines, not a silent
+    /// override, so the file reads the same to smaf and to a person.
+    mutating func parseConfigFile(_ bytes: [UInt8], source path: String) throws(SMAFError) {
+        let path = DisplayText.escaped(path)
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw SMAFError(.invalidConfiguration, "\(path): not UTF-8 text")
+        }
         configFile = path
         var fileSettings: [String: String] = [:]
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var firstLine: [String: Int] = [:]
+        // Split on bytes: as Characters, a CRLF is one grapheme and no "\n".
+        for (number, lineBytes) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let at = "\(path):\(number + 1)"
+            let raw = String(decoding: lineBytes.last == 0x0D ? lineBytes.dropLast() : lineBytes, as: UTF8.self)
+            // Tabs are whitespace (and escaped when a line is quoted back); any
+            // other control character would reach logs and `smaf list` as is.
+            if raw.unicodeScalars.contains(where: { $0 != "\t" && DisplayText.isControl($0) }) {
+                throw SMAFError(.invalidConfiguration, "\(at): control characters are not allowed")
+            }
             let line = String(raw.prefix { $0 != "#" }).trimmed
             if line.isEmpty { continue }
             let parts = line.split(separator: "=", maxSplits: 1).map { String($0).trimmed }
             guard parts.count == 2, !parts[0].isEmpty else {
-                throw SMAFError(.invalidConfiguration, "\(path):\(number + 1): expected 'key = value', got '\(line)'")
+                throw SMAFError(.invalidConfiguration, "\(at): expected 'key = value', got '\(DisplayText.escaped(line))'")
             }
+            let key = parts[0].lowercased()
+            if let first = firstLine[key] {
+                throw SMAFError(.invalidConfiguration, "\(at): duplicate key '\(DisplayText.escaped(parts[0]))' (first set on line \(first)); set it once")
+            }
+            firstLine[key] = number + 1
             switch parts[0] {
-            case "ranks": rankOverrides.append(try RankOverrides(parsing: parts[1], source: "\(path):\(number + 1)"))
+            case "ranks": rankOverrides.append(try RankOverrides(parsing: parts[1], source: at))
             case "plugin_path": pluginPaths += parts[1].split(separator: ":").map(String.init)
             case "log":
                 guard let l = LogLevel(parsing: parts[1]) else {
-                    throw SMAFError(.invalidConfiguration, "\(path):\(number + 1): log level '\(parts[1])' is not one of error, warning, info, debug")
+                    throw SMAFError(.invalidConfiguration, "\(at): log level '\(DisplayText.escaped(parts[1]))' is not one of error, warning, info, debug")
                 }
                 logLevel = l
             case let key where key.contains("."): fileSettings[key.lowercased()] = parts[1]
             default:
                 throw SMAFError(.invalidConfiguration,
-                                "\(path):\(number + 1): unknown key '\(parts[0])' (ranks, plugin_path, log, or <plugin>.<setting>)")
+                                "\(at): unknown key '\(DisplayText.escaped(parts[0]))' (ranks, plugin_path, log, or <plugin>.<setting>)")
             }
         }
         settings.merge(fileSettings) { env, _ in env }
@@ -111,13 +154,8 @@ public struct Configuration: Sendable {
     }
 }
 
+/// The environment smaf reads: nothing in a setuid/setgid/capability-elevated
+/// process (AT_SECURE), and a variable defined twice keeps its first value.
 public func currentEnvironment() -> [String: String] {
-    var env: [String: String] = [:]
-    var p = environ
-    while let entry = p.pointee {
-        let s = String(cString: entry)
-        if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
-        p += 1
-    }
-    return env
+    Environment.variables()
 }

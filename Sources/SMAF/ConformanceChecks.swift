@@ -129,11 +129,11 @@ struct ConformanceCalls {
                     continue
                 }
                 if [EINVAL, EOVERFLOW, EOPNOTSUPP, ERANGE].contains(err) {
-                    problems.append("'\(probe.label)': match accepted, but allocate calls the request invalid: \(result.message) (\(errnoName(err)))")
+                    problems.append("'\(probe.label)': match accepted, but allocate calls the request invalid: \(withErrno(result.message, err))")
                 } else if result.message.isEmpty {
                     problems.append("'\(probe.label)': allocate failed (\(errnoName(err))) without a message")
                 } else {
-                    notes.append("'\(probe.label)' failed in allocate: \(result.message) (\(errnoName(err)))")
+                    notes.append("'\(probe.label)' failed in allocate: \(withErrno(result.message, err))")
                 }
                 continue
             }

@@ -1,4 +1,5 @@
 import SMAFFormats
+import SMAFSys
 
 /// The constraints of every device attached to a buffer, merged the way the
 /// Unix Device Memory Allocator merges them: constraints are unioned
@@ -52,7 +53,8 @@ public struct MergedConstraints: Sendable, Hashable {
     /// stored in place: a merge copies no constraint struct, on the path of
     /// every attach and every choice.
     public mutating func add(_ d: DeviceConstraints) throws(SMAFError) {
-        let who = d.name
+        try d.validated()
+        let who = d.name // validated: no control characters
         let c = combined
         func conflict(_ text: String) -> SMAFError { SMAFError(.conflictingConstraints, text) }
 
@@ -85,9 +87,6 @@ public struct MergedConstraints: Sendable, Hashable {
         if let maxPitch = pitchLimit.0, let align = pitch.0, maxPitch < align {
             let limiter = pitchLimit.1 ? who : origins.maxPitch ?? who, aligner = pitch.1 ? who : origins.pitchAlignment ?? who
             throw conflict("max pitch \(maxPitch) of device \(limiter) is below the pitch alignment \(align) of device \(aligner)")
-        }
-        if let segments = segmentLimit.0, segments == 0 {
-            throw conflict("device \(segmentLimit.1 ? who : origins.maxSegments ?? who) takes 0 segments")
         }
         let formats = try d.formats.map { (theirs) throws(SMAFError) in try intersect(c.formats, theirs, adding: who) } ?? c.formats
 

@@ -51,13 +51,8 @@ extension DeviceConstraints {
         importNode = try c.decodeIfPresent(String.self, forKey: .importNode)
         secure = try c.decodeIfPresent(Bool.self, forKey: .secure) ?? false
         importableFrom = try c.decodeIfPresent([String].self, forKey: .importableFrom)
-        if let bits = dmaAddressBits, bits == 0 || bits > 64 {
-            throw DecodingError.dataCorruptedError(forKey: .dmaAddressBits, in: c,
-                                                   debugDescription: "must be 1...64, got \(bits)")
-        }
-        for (key, value) in [(CodingKeys.addressAlignment, addressAlignment), (.pitchAlignment, pitchAlignment),
-                             (.heightAlignment, heightAlignment)] where value == 0 {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "an alignment of 0 means nothing; leave the key out")
+        if let bad = meaninglessField() {
+            throw DecodingError.dataCorrupted(.init(codingPath: bad.path, debugDescription: bad.reason))
         }
     }
 
@@ -83,22 +78,37 @@ extension DeviceConstraints {
         try c.encodeIfPresent(importableFrom, forKey: .importableFrom)
     }
 
-    /// Reads a descriptor from JSON; errors are one line naming the source and field.
+    /// Reads a descriptor from JSON; errors are one line naming the source and
+    /// field. The text is checked strictly first (duplicate keys, depth, size):
+    /// a descriptor must read the same in smaf as in every other JSON tool.
     public static func fromJSON(_ data: some Sequence<UInt8>, source: String) throws(SMAFError) -> DeviceConstraints {
+        let source = DisplayText.escaped(source)
+        var bytes: [UInt8] = []
+        for byte in data {
+            guard bytes.count < InputFile.maximumSize else {
+                throw SMAFError(.invalidDescriptor, "\(source): larger than the \(InputFile.maximumSize) bytes a device descriptor may have")
+            }
+            bytes.append(byte)
+        }
         do {
-            return try JSONDecoder().decode(DeviceConstraints.self, from: Data(data))
+            try StrictJSON.check(bytes)
+            return try JSONDecoder().decode(DeviceConstraints.self, from: Data(bytes))
+        } catch let error as StrictJSON.Problem {
+            throw SMAFError(.invalidDescriptor, "\(source): \(error)")
         } catch let error as DecodingError {
             throw SMAFError(.invalidDescriptor, "\(source): \(describe(error))")
         } catch {
-            throw SMAFError(.invalidDescriptor, "\(source): \(error)")
+            throw SMAFError(.invalidDescriptor, "\(source): \(DisplayText.escaped("\(error)"))")
         }
     }
 
-    /// Reads a descriptor file.
+    /// Reads a descriptor file: a regular file of at most 4 MiB.
     public static func load(path: String) throws(SMAFError) -> DeviceConstraints {
-        let text: String
-        do { text = try readTextFile(path) } catch { throw SMAFError(.invalidDescriptor, "device descriptor \(error)") }
-        return try fromJSON(Array(text.utf8), source: path)
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(path, what: "device descriptor") } catch {
+            throw SMAFError(.invalidDescriptor, error.description)
+        }
+        return try fromJSON(bytes, source: path)
     }
 
     public func jsonString(pretty: Bool = true) -> String {
@@ -110,9 +120,7 @@ extension DeviceConstraints {
 
 /// `field 'formats[0].format': unknown fourcc "XX24"` from a DecodingError.
 func describe(_ error: DecodingError) -> String {
-    func path(_ keys: [any CodingKey]) -> String {
-        keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
-    }
+    let path = codingPathText
     switch error {
     case let .keyNotFound(key, ctx):
         let at = path(ctx.codingPath)
@@ -124,10 +132,16 @@ func describe(_ error: DecodingError) -> String {
     case let .dataCorrupted(ctx):
         let at = path(ctx.codingPath)
         let detail = ctx.underlyingError.map { "\($0)" } ?? ctx.debugDescription
-        return at.isEmpty ? "malformed JSON: \(detail)" : "field '\(at)': \(ctx.debugDescription)"
+        return at.isEmpty ? "malformed JSON: \(DisplayText.escaped(detail))" : "field '\(at)': \(DisplayText.escaped(ctx.debugDescription))"
     @unknown default:
-        return "\(error)"
+        return DisplayText.escaped("\(error)")
     }
+}
+
+/// `formats[0].format`, keys escaped for printing.
+func codingPathText(_ keys: [any CodingKey]) -> String {
+    let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().drop { $0 == "." }.description
+    return DisplayText.escaped(text)
 }
 
 private func jsonTypeName(_ type: Any.Type) -> String {

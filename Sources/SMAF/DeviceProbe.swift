@@ -43,9 +43,11 @@ extension DeviceProbe {
         c.needsDmaBuf = true
         if let kms, kms.planes.contains(where: { $0.type == .primary }) {
             c.usage = [.scanout]
-            c.maxWidth = kms.maxWidth
-            c.maxHeight = kms.maxHeight
-            c.formats = scanoutFormats(kms)
+            // 0 in KMS means "not reported"; a descriptor leaves such a limit out.
+            if kms.maxWidth > 0 { c.maxWidth = kms.maxWidth }
+            if kms.maxHeight > 0 { c.maxHeight = kms.maxHeight }
+            let formats = scanoutFormats(kms)
+            if !formats.isEmpty { c.formats = formats }
         }
         let cache = ImportCache()
         let imports = (refresh ? nil : cache.lookup(node: node, driver: device.driver)) ?? measureImports(into: device)
@@ -110,49 +112,5 @@ extension DeviceProbe {
             }
         }
         return results
-    }
-}
-
-/// Import results per boot: importing is cheap, but opening every exporter
-/// is not free, and the answers only change with the kernel.
-struct ImportCache {
-    struct Entry: Codable {
-        var driver: String
-        var imports: [String: String]
-    }
-    struct File: Codable {
-        var bootID: String
-        var devices: [String: Entry]
-    }
-
-    let path: String = {
-        let base = getenv("XDG_RUNTIME_DIR").map { String(cString: $0) } ?? "/tmp"
-        return "\(base)/smaf-probe-\(getuid()).json"
-    }()
-    let bootID = (try? readTextFile("/proc/sys/kernel/random/boot_id"))?.filter { !$0.isWhitespace } ?? "unknown"
-
-    private func load() -> File? {
-        guard let text = try? readTextFile(path),
-              let file = try? JSONDecoder().decode(File.self, from: Data(text.utf8)),
-              file.bootID == bootID else { return nil }
-        return file
-    }
-
-    func lookup(node: String, driver: String) -> [String: String]? {
-        guard let e = load()?.devices[node], e.driver == driver else { return nil }
-        return e.imports
-    }
-
-    func store(node: String, driver: String, imports: [String: String]) {
-        var file = load() ?? File(bootID: bootID, devices: [:])
-        file.devices[node] = Entry(driver: driver, imports: imports)
-        guard let data = try? JSONEncoder().encode(file) else { return }
-        // Write-then-rename so a concurrent reader never sees half a file.
-        let tmp = "\(path).\(getpid())"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        let ok = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count }
-        close(fd)
-        if ok { rename(tmp, path) } else { unlink(tmp) }
     }
 }

@@ -1,3 +1,5 @@
+import SMAFSys
+
 /// Why a buffer got the memory it got: every allocator's verdict in the
 /// order they were asked. `smaf alloc --explain` prints it.
 public struct Explanation: Sendable, Codable, CustomStringConvertible {
@@ -72,12 +74,15 @@ public struct Explanation: Sendable, Codable, CustomStringConvertible {
 
     public var chosen: String? { entries.first { $0.outcome == .chosen }?.allocator }
 
+    /// One line per allocator; what plugins and callers wrote is escaped,
+    /// so a reason cannot add lines or drive the terminal.
     public var description: String {
         var lines: [String] = []
-        let who = devices.isEmpty ? "no devices attached" : "devices: \(devices.joined(separator: ", "))"
-        lines.append(forcedAllocator.map { "allocator forced by name: \($0); \(who)" } ?? "allocators in rank order; \(who)")
+        let who = devices.isEmpty ? "no devices attached" : "devices: \(DisplayText.escaped(devices.joined(separator: ", ")))"
+        lines.append(forcedAllocator.map { "allocator forced by name: \(DisplayText.escaped($0)); \(who)" } ?? "allocators in rank order; \(who)")
         for e in entries {
-            lines.append("  \(e.outcome.rawValue.padding(9)) \(e.allocator.padding(10)) rank \(String(e.rank.value).padding(4)) \(e.reason)")
+            let name = DisplayText.escaped(e.allocator).padding(10)
+            lines.append("  \(e.outcome.rawValue.padding(9)) \(name) rank \(String(e.rank.value).padding(4)) \(DisplayText.escaped(e.reason))")
         }
         return lines.joined(separator: "\n")
     }

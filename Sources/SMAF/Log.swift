@@ -21,7 +21,9 @@ public struct Logger: Sendable {
 
     public func callAsFunction(_ level: LogLevel, _ message: @autoclosure () -> String, plugin: String? = nil) {
         guard level <= self.level else { return }
-        let tag = plugin.map { "[\($0)] " } ?? ""
-        writeStandardError("smaf: \(level): \(tag)\(message())")
+        // Messages carry plugin words, paths and device names: escaped, so
+        // none can end this line early and forge the next.
+        let tag = plugin.map { "[\(DisplayText.escaped($0))] " } ?? ""
+        writeStandardError("smaf: \(level): \(tag)\(DisplayText.escaped(message()))")
     }
 }

@@ -1,3 +1,5 @@
+import SMAFSys
+
 /// An allocator's rank: higher is tried first, ties go by name (SMAF's
 /// order). The named levels are GStreamer's; any number is valid, and 0
 /// (`none`) means "only when forced by name".
@@ -52,7 +54,7 @@ public struct RankOverrides: Sendable, Hashable {
             let parts = entry.split(separator: ":", maxSplits: 1).map { String($0).trimmed }
             guard parts.count == 2, !parts[0].isEmpty, let rank = Rank(parsing: parts[1]) else {
                 throw SMAFError(.invalidConfiguration,
-                                "\(source): rank entry '\(entry)' is not NAME:RANK (RANK: primary, secondary, marginal, none or a number >= 0)")
+                                "\(source): rank entry '\(DisplayText.escaped(entry))' is not NAME:RANK (RANK: primary, secondary, marginal, none or a number >= 0)")
             }
             ranks[parts[0]] = rank
         }

@@ -1,4 +1,5 @@
 import SMAFSys
+import SystemPackage
 
 /// Every error smaf reports: one line that names what was wrong (the request
 /// field, the device, the plugin, the call and errno), and a kind for code
@@ -43,4 +44,10 @@ public struct SMAFError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// A plugin's failure message with its errno named once: `pool exhausted
+/// (ENOMEM)`, and not twice when the message already carries it.
+func withErrno(_ message: String, _ errno: Int32) -> String {
+    Errno(rawValue: errno).appended(to: message)
 }

@@ -259,7 +259,7 @@ extension ScanoutSession {
     static func planeDescriptor(device: DRMDevice, pipe: DisplayPipe) throws(SMAFError) -> DeviceConstraints {
         var d = try DeviceConstraints.probe(node: device.path)
         d.usage = [.scanout]
-        if let p = device.kmsInfo()?.planes.first(where: { $0.id == pipe.planeID }) {
+        if let p = device.kmsInfo()?.planes.first(where: { $0.id == pipe.planeID }), !p.formats.isEmpty {
             d.formats = p.formats.map { .init(FourCC(rawValue: $0.format), $0.modifiers.map(Modifier.init(rawValue:))) }
         }
         return d

@@ -66,7 +66,7 @@ final class SecureSession: Sendable {
         switch module.createSecureContext(&info) {
         case .success(let ctx): context = ctx
         case .failure(let f):
-            throw SMAFError(.accessDenied, "secure module \(module.name): create_context failed: \(f.message) (\(errnoName(f.errno)))")
+            throw SMAFError(.accessDenied, "secure module \(module.name): create_context failed: \(withErrno(f.message, f.errno))")
         }
         state.withLock { note(&$0, "buffer \(bufferID): secure context created by \(module.name)") }
     }

@@ -55,7 +55,8 @@ final class BufferHandle {
     deinit { free(allocatorName) }
 }
 
-private func fail(_ message: String) { message.withCString { smaf_set_last_error($0) } }
+/// smaf_last_error() is one line a C program may print as is: escaped.
+private func fail(_ message: String) { DisplayText.escaped(message).withCString { smaf_set_last_error($0) } }
 
 private func context(_ p: OpaquePointer?) -> ContextHandle? {
     p.map { Unmanaged<ContextHandle>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
@@ -113,9 +114,33 @@ public func smaf_allocator_name(_ ctx: OpaquePointer?, _ index: Int32) -> Unsafe
     return UnsafePointer(c.names[Int(index)])
 }
 
+/// Limits on what a caller passes: more is a mistake, never a need.
+enum CLimits {
+    /// Modifiers in one request (a display plane lists a few dozen).
+    static let modifiers: UInt32 = 256
+    /// A JSON descriptor, as for a descriptor file.
+    static let json = InputFile.maximumSize
+    /// Allocator and device names.
+    static let name = 4096
+    /// The flags smaf_buffer_create*() know; any other bit is refused, not
+    /// ignored, so a flag from a newer header cannot be silently dropped.
+    static let knownFlags = UInt32(SMAF_BUFFER_SECURE)
+}
+
+/// A caller's C string, read no further than `limit` bytes (strnlen).
+private func text(_ p: UnsafePointer<CChar>?, _ call: String, _ what: String, limit: Int) throws(SMAFError) -> String {
+    guard let p else { throw SMAFError(.invalidRequest, "\(call): \(what) is NULL") }
+    let length = strnlen(p, limit + 1)
+    guard length <= limit else { throw SMAFError(.invalidRequest, "\(call): \(what) is longer than \(limit) bytes") }
+    return String(decoding: UnsafeRawBufferPointer(start: p, count: length), as: UTF8.self)
+}
+
 private func makeBuffer(_ ctx: OpaquePointer?, _ request: BufferRequest, _ flags: UInt32, _ call: String) -> OpaquePointer? {
     guard let c = context(ctx) else { fail("\(call): context is NULL"); return nil }
-    do {
+    do throws(SMAFError) {
+        if flags & ~CLimits.knownFlags != 0 {
+            throw SMAFError(.invalidRequest, "\(call): unknown flags 0x\(String(flags & ~CLimits.knownFlags, radix: 16)) (known: SMAF_BUFFER_SECURE)")
+        }
         _ = try request.minimumSize()
         let b = BufferHandle(context: c, request: request)
         b.secure = flags & UInt32(SMAF_BUFFER_SECURE) != 0
@@ -136,9 +161,17 @@ public func smaf_buffer_create(_ ctx: OpaquePointer?, _ size: UInt64, _ flags: U
 @_cdecl("smaf_buffer_create_image")
 public func smaf_buffer_create_image(_ ctx: OpaquePointer?, _ width: UInt32, _ height: UInt32, _ fourcc: UInt32,
                                      _ modifiers: UnsafePointer<UInt64>?, _ count: UInt32, _ flags: UInt32) -> OpaquePointer? {
-    let mods = (0..<Int(count)).compactMap { modifiers?[$0] }.map(Modifier.init(rawValue:))
-    return makeBuffer(ctx, .image(width: width, height: height, format: FourCC(rawValue: fourcc), modifiers: mods),
-                      flags, "smaf_buffer_create_image")
+    let call = "smaf_buffer_create_image"
+    guard count <= CLimits.modifiers else {
+        fail("\(call): modifier_count \(count) is more than \(CLimits.modifiers)")
+        return nil
+    }
+    guard count == 0 || modifiers != nil else {
+        fail("\(call): modifiers is NULL but modifier_count is \(count)")
+        return nil
+    }
+    let mods = (0..<Int(count)).map { Modifier(rawValue: modifiers![$0]) }
+    return makeBuffer(ctx, .image(width: width, height: height, format: FourCC(rawValue: fourcc), modifiers: mods), flags, call)
 }
 
 @_cdecl("smaf_buffer_destroy")
@@ -158,13 +191,21 @@ public func smaf_buffer_destroy(_ buf: OpaquePointer?) -> Int32 {
 @_cdecl("smaf_buffer_attach_drm")
 public func smaf_buffer_attach_drm(_ buf: OpaquePointer?, _ fd: Int32) -> Int32 {
     withBuffer(buf, "smaf_buffer_attach_drm") { b in
-        // The node behind the fd, so the probe opens its own (GEM handles are per open file).
+        // The node behind the fd, so the probe opens its own (GEM handles are
+        // per open file). The fd must be a DRM device itself, and the path
+        // must still name that same device when it is looked up.
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd) is not open") }
+        if let reason = DeviceNode.refusal(st, major: DeviceNode.drmMajor, kind: "DRM device") {
+            throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd): \(reason)")
+        }
         var path = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/fd/\(fd)", &path, path.count - 1)
-        guard n > 0 else { throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd) is not open") }
+        guard n > 0 else { throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd) has no path") }
         let node = String(decoding: path[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        guard node.hasPrefix("/dev/dri/") else {
-            throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd) is \(node), not a DRM node")
+        var named = stat()
+        guard stat(node, &named) == 0, named.st_rdev == st.st_rdev else {
+            throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd)'s node \(DisplayText.escaped(node)) is gone or is another device now")
         }
         let device = try DeviceConstraints.probe(node: node)
         try attach(b, device)
@@ -175,8 +216,8 @@ public func smaf_buffer_attach_drm(_ buf: OpaquePointer?, _ fd: Int32) -> Int32 
 @_cdecl("smaf_buffer_attach_json")
 public func smaf_buffer_attach_json(_ buf: OpaquePointer?, _ json: UnsafePointer<CChar>?) -> Int32 {
     withBuffer(buf, "smaf_buffer_attach_json") { b in
-        guard let json else { throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_json: json is NULL") }
-        try attach(b, try DeviceConstraints.fromJSON(Array(String(cString: json).utf8), source: "descriptor"))
+        let text = try text(json, "smaf_buffer_attach_json", "json", limit: CLimits.json)
+        try attach(b, try DeviceConstraints.fromJSON(Array(text.utf8), source: "descriptor"))
         return 0
     }
 }
@@ -196,7 +237,7 @@ private func attach(_ b: BufferHandle, _ device: DeviceConstraints) throws(SMAFE
 public func smaf_buffer_force_allocator(_ buf: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> Int32 {
     withBuffer(buf, "smaf_buffer_force_allocator") { b in
         try b.beforeMemory("smaf_buffer_force_allocator")
-        let n = name.map { String(cString: $0) }
+        let n = try name.map { (p) throws(SMAFError) in try text(p, "smaf_buffer_force_allocator", "name", limit: CLimits.name) }
         if let n { _ = try b.context.registry.buffer(BufferRequest(.bytes(1), allocator: n)) }
         b.request.allocator = n
         return 0
@@ -226,8 +267,8 @@ public func smaf_buffer_export(_ buf: OpaquePointer?) -> Int32 {
 @_cdecl("smaf_buffer_export_for")
 public func smaf_buffer_export_for(_ buf: OpaquePointer?, _ device: UnsafePointer<CChar>?) -> Int32 {
     withBuffer(buf, "smaf_buffer_export_for") { b in
-        guard let device else { throw SMAFError(.invalidDescriptor, "smaf_buffer_export_for: device is NULL") }
-        return try b.materialized().exportFD(for: String(cString: device)).take()
+        let name = try text(device, "smaf_buffer_export_for", "device", limit: CLimits.name)
+        return try b.materialized().exportFD(for: name).take()
     }
 }
 

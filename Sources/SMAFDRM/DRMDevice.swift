@@ -13,9 +13,15 @@ public final class DRMDevice: Sendable {
     public let driver: String
     public let driverVersion: String
 
+    /// The character-device major of every DRM node (DRM_MAJOR in the kernel).
+    public static let major = DeviceNode.drmMajor
+
+    /// Opens a DRM node. `path` may come from a descriptor: anything that is
+    /// not a character device of major 226 is refused before any ioctl (see
+    /// `UniqueFD.openCharacterDevice`); every DRM node smaf opens comes here.
     public init(path: String) throws(SystemError) {
         self.path = path
-        fd = try UniqueFD.open(path, O_RDWR)
+        fd = try UniqueFD.openCharacterDevice(path, major: Self.major, kind: "DRM device", flags: O_RDWR)
         guard let v = drmGetVersion(fd.rawValue) else {
             throw SystemError.current("drmGetVersion", context: path)
         }

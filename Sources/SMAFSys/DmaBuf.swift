@@ -83,15 +83,18 @@ extension Substring {
     }
 }
 
-/// Reads a small text file (procfs, sysfs) in one go.
-public func readTextFile(_ path: String) throws(SystemError) -> String {
-    let fd = try UniqueFD.open(path, O_RDONLY)
+/// Reads a small kernel text file (procfs, sysfs) in one go: at most
+/// `maxBytes` (1 MiB), so a path that names a device that never ends
+/// cannot exhaust memory. Files users name go through `InputFile.read`.
+public func readTextFile(_ path: String, maxBytes: Int = 1 << 20) throws(SystemError) -> String {
+    let fd = try UniqueFD.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
     var bytes: [UInt8] = []
     let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 1)
     defer { chunk.deallocate() }
     while true {
         let n = try retryingSyscall("read", context: path) { read(fd.rawValue, chunk.baseAddress, chunk.count) }
         if n == 0 { break }
+        guard bytes.count + n <= maxBytes else { throw SystemError("read", Errno(rawValue: EFBIG), context: path) }
         bytes.append(contentsOf: chunk[0..<n])
     }
     return String(decoding: bytes, as: UTF8.self)

@@ -8,11 +8,22 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     public var call: String
     public var context: String?
     public var errno: Errno
+    /// Set when smaf refused before or instead of the call (a path that is
+    /// not the device it should be): then that is the description.
+    public var refusal: String?
 
     public init(_ call: String, _ errno: Errno, context: String? = nil) {
         self.call = call
         self.errno = errno
         self.context = context
+    }
+
+    /// A refusal worded in full (`/etc/passwd: not a DRM device (a regular
+    /// file)`), with the errno a caller that only looks at errno should see.
+    public static func refused(_ call: String, _ errno: Errno, _ refusal: String) -> SystemError {
+        var e = SystemError(call, errno)
+        e.refusal = refusal
+        return e
     }
 
     /// The error from the calling thread's current errno.
@@ -21,6 +32,7 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
+        if let refusal { return refusal }
         let on = context.map { " on \($0)" } ?? ""
         return "\(call)\(on) failed: \(errno.description) (\(errno.symbolicName))"
     }
@@ -30,6 +42,14 @@ extension Errno {
     /// The C macro name (`EINVAL`), which is what people grep kernel sources for.
     public var symbolicName: String {
         errnoNames[rawValue] ?? "errno \(rawValue)"
+    }
+
+    /// `message (EMFILE)`, unless the message names this errno already: a
+    /// plugin that passes a SystemError's description on would otherwise
+    /// read `... Too many open files (EMFILE) (EMFILE)`.
+    public func appended(to message: String) -> String {
+        let tag = "(\(symbolicName))"
+        return message.contains(tag) ? message : "\(message) \(tag)"
     }
 
 }

@@ -93,7 +93,7 @@ struct AllocCommand: ParsableCommand {
         let allocation: Allocation
         do { allocation = try buffer.materialize() } catch {
             if explain, let e = buffer.explanation { printErr(e.description) }
-            if explain { buffer.securityLog.forEach(printErr) }
+            if explain { buffer.securityLog.forEach { printErr(DisplayText.escaped($0)) } }
             throw error
         }
         if options.json {
@@ -102,7 +102,7 @@ struct AllocCommand: ParsableCommand {
         } else {
             print(describe(allocation))
             if explain, let e = buffer.explanation { print(e.description) }
-            if explain && isSecure { print("secure module decisions:\n" + buffer.securityLog.map { "  " + $0 }.joined(separator: "\n")) }
+            if explain && isSecure { print("secure module decisions:\n" + buffer.securityLog.map { "  " + DisplayText.escaped($0) }.joined(separator: "\n")) }
         }
         if exec {
             fflush(nil) // our report first, then the child's output
@@ -123,13 +123,14 @@ func printErr(_ text: String) { writeStandardError(text) }
 
 /// The text `alloc` and `demo` print for an allocation.
 func describe(_ a: Allocation) -> String {
-    var lines = ["allocated \(formatBytes(a.size)) with \(a.allocator): \(a.detail)"]
+    // detail and exporter are the plugin's words.
+    var lines = ["allocated \(formatBytes(a.size)) with \(a.allocator): \(DisplayText.escaped(a.detail))"]
     if let f = a.format {
         lines.append("  image:      \(a.width)x\(a.height) \(f), modifier \(a.modifier?.description ?? "-")")
         lines.append("  planes:     " + a.planes.enumerated().map { "\($0): offset \($1.offset) pitch \($1.stride)" }.joined(separator: "; "))
     }
     var guarantees: [String] = []
-    if a.isDmaBuf { guarantees.append("dma-buf (exporter \(a.exporter.isEmpty ? "?" : a.exporter))") }
+    if a.isDmaBuf { guarantees.append("dma-buf (exporter \(a.exporter.isEmpty ? "?" : DisplayText.escaped(a.exporter)))") }
     if a.cpuMappable { guarantees.append("cpu-mappable") }
     if a.contiguous { guarantees.append("contiguous (verified, largest run \(formatBytes(a.largestContiguous)))") }
     if a.coherent { guarantees.append("coherent") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SMAF
+import SMAFSys
 
 struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,10 +47,10 @@ struct ListCommand: ParsableCommand {
         print(pluginTable(registry))
         if stats {
             for p in registry.plugins + registry.secureModules {
-                print("\n\(p.name):\n\(p.stats() ?? "  (no state report)")")
+                print("\n\(p.name):\n\(p.stats().map(DisplayText.escapedLines) ?? "  (no state report)")")
             }
         }
-        for w in registry.loadWarnings { print("refused: \(w)") }
+        for w in registry.loadWarnings { print("refused: \(DisplayText.escaped(w))") }
     }
 }
 
@@ -63,10 +64,10 @@ func pluginTable(_ registry: AllocatorRegistry) -> String {
         rows.append([p.name, p.rank.description, p.rankSource, "\(p.abiVersion.major).\(p.abiVersion.minor)", p.path])
     }
     var lines = table(rows)
-    for p in registry.plugins { lines.append("  \(p.name): \(p.summary)") }
+    for p in registry.plugins { lines.append("  \(p.name): \(DisplayText.escaped(p.summary))") }
     if !registry.secureModules.isEmpty {
         lines.append("secure modules (the first is the default for --secure):")
-        for m in registry.secureModules { lines.append("  \(m.name) (rank \(m.rank), \(m.rankSource)): \(m.summary)") }
+        for m in registry.secureModules { lines.append("  \(m.name) (rank \(m.rank), \(m.rankSource)): \(DisplayText.escaped(m.summary))") }
     }
     return lines.joined(separator: "\n")
 }

@@ -108,12 +108,12 @@ struct PluginCommand: ParsableCommand {
             // The plugin's code runs in this process: if a bad request makes it eat
             // all memory, the OOM killer should take the checker, not a bystander.
             if let adj = fopen("/proc/self/oom_score_adj", "w") { fputs("1000", adj); fclose(adj) }
-            let level = getenv("SMAF_LOG").flatMap { LogLevel(parsing: String(cString: $0)) } ?? .error
+            let level = Environment.value("SMAF_LOG").flatMap(LogLevel.init(parsing:)) ?? .error
             if !json { print("checking \(file)") }
             let width = Conformance.checks.map(\.name.count).max() ?? 0
             let report = Conformance.run(path: file, logLevel: level) { check in
                 guard !json else { return }
-                print("\(check.outcome.rawValue.uppercased().padded(4))  \(check.name.padded(width))  \(check.reason)")
+                print("\(check.outcome.rawValue.uppercased().padded(4))  \(check.name.padded(width))  \(DisplayText.escaped(check.reason))")
                 fflush(nil) // a plugin that crashes the next check leaves this line behind
             }
             if json {

@@ -47,7 +47,7 @@ struct SMAFCommand: ParsableCommand {
     }
 
     static func fail(_ message: String, code: Int32 = 1) -> Never {
-        writeStandardError("smaf: error: \(message)")
+        writeStandardError("smaf: error: \(DisplayText.escaped(message))")
         Glibc.exit(code)
     }
 }

@@ -150,7 +150,7 @@ struct DRMTests {
         let error = #expect(throws: SMAFError.self) {
             try registry.buffer(.image(width: 64, height: 64, format: .rgb565), devices: [virtio]).materialize()
         }
-        #expect(error?.message.hasSuffix("DRM_IOCTL_MODE_CREATE_DUMB(64x64, bpp 16) on \(virtio.importNode!) (virtio_gpu) failed: Invalid argument (EINVAL) (EINVAL)") == true, "\(error?.message ?? "")")
+        #expect(error?.message.hasSuffix("DRM_IOCTL_MODE_CREATE_DUMB(64x64, bpp 16) on \(virtio.importNode!) (virtio_gpu) failed: Invalid argument (EINVAL)") == true, "\(error?.message ?? "")")
     }
 
     @Test func dumbRejectsWhatItCannotDo() throws {

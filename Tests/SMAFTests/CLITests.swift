@@ -26,7 +26,7 @@ import Testing
         (["alloc", "--width", "4294967295", "--height", "4294967295", "--format", "AB4H"], "smaf: error: image: 4294967295x4294967295 ABGR16161616F (pitch 34359738360 x height 4294967295) overflows 64 bits"),
         (["alloc", "--width", "64", "--height", "64", "--format", "QQ42"], "smaf: error: format: 'QQ42' is not a known DRM format (examples: XR24, XRGB8888, NV12)"),
         (["alloc", "--size", "4K", "--allocator", "nope"], "smaf: error: allocator: no allocator named 'nope' is loaded (known: memfd)"),
-        (["alloc", "--size", "4K", "--device", "/nonexistent.json"], "smaf: error: device descriptor open on /nonexistent.json failed: No such file or directory (ENOENT)"),
+        (["alloc", "--size", "4K", "--device", "/nonexistent.json"], "smaf: error: device descriptor /nonexistent.json: open failed: No such file or directory (ENOENT)"),
         (["alloc", "--width", "64", "--height", "64", "--format", "XR24", "--modifier", "TILED"], "smaf: error: modifier: 'TILED' is not LINEAR, INVALID or a number"),
     ])
     func badInput(args: [String], expected: String) throws {

@@ -25,7 +25,7 @@ struct GBMHostTests {
         let registry = try TestSupport.registry([TestSupport.shippedPlugin("gbm")], settings: ["gbm.device": "/dev/dri/card7"])
         let buffer = try registry.buffer(.image(width: 64, height: 64, format: .xrgb8888))
         let error = #expect(throws: SMAFError.self) { try buffer.materialize() }
-        #expect(error?.message == "no allocator can satisfy the request: gbm: no DRM device: open on /dev/dri/card7 failed: No such file or directory (ENOENT)")
+        #expect(error?.message == "no allocator can satisfy the request: gbm: no DRM device: stat on /dev/dri/card7 failed: No such file or directory (ENOENT)")
     }
 
     @Test func plainBytesAreRejectedWithTheReason() throws {

@@ -46,7 +46,7 @@ import Testing
         let error = #expect(throws: SMAFError.self) { try Configuration.fromEnvironment(["SMAF_CONFIG": bad]) }
         #expect(error?.message == "\(bad):1: unknown key 'rank' (ranks, plugin_path, log, or <plugin>.<setting>)")
         let missing = #expect(throws: SMAFError.self) { try Configuration.fromEnvironment(["SMAF_CONFIG": "/nonexistent/smaf.conf"]) }
-        #expect(missing?.message.hasPrefix("config file open on /nonexistent/smaf.conf failed: No such file") == true)
+        #expect(missing?.message.hasPrefix("config file /nonexistent/smaf.conf: open failed: No such file") == true)
     }
 
     @Test func rankNoneIsUsedOnlyWhenForced() throws {

@@ -18,75 +18,13 @@ import Synchronization
 /// is not a DRM device is denied. Other devices are judged by their
 /// self-declared name under "devices" (docs/SECURE.md: a name proves
 /// nothing). Anything not allowed is denied. A malformed or unreadable rules
-/// file refuses to open, so it can never mean "allow all".
+/// file refuses to open, so it can never mean "allow all" (PolicyRules reads it).
 final class PolicyModule: SecureModule {
     static let name = "policy"
     static let summary = "grants device and CPU access from a JSON rules file (policy.rules); default deny"
     static let defaultRank: Int32 = Int32(SMAF_RANK_PRIMARY)
 
-    struct Rules: Decodable, Sendable {
-        var defaultAccess: Access
-        var cpu: Access
-        var devices: [String: Access]
-        /// By driver name, or by node path (matched by device number).
-        var drm: [String: Access]
-
-        enum Key: String, CodingKey, CaseIterable { case `default`, cpu, drm, devices }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: AnyKey.self)
-            let known = Key.allCases.map(\.rawValue)
-            if let unknown = c.allKeys.first(where: { !known.contains($0.stringValue) }) {
-                throw RulesError("unknown key '\(unknown.stringValue)' (known: \(known.joined(separator: ", ")))")
-            }
-            func access(_ text: String, _ what: String) throws -> Access {
-                guard let a = Access(parsing: text) else {
-                    throw RulesError("\(what): '\(text)' is not none, read, write or read_write")
-                }
-                return a
-            }
-            defaultAccess = try access(try c.decodeIfPresent(String.self, forKey: AnyKey("default")) ?? "none", "default")
-            cpu = try access(try c.decodeIfPresent(String.self, forKey: AnyKey("cpu")) ?? "none", "cpu")
-            let raw = try c.decodeIfPresent([String: String].self, forKey: AnyKey("devices")) ?? [:]
-            devices = try raw.reduce(into: [:]) { $0[$1.key] = try access($1.value, "devices.\($1.key)") }
-            let rawDRM = try c.decodeIfPresent([String: String].self, forKey: AnyKey("drm")) ?? [:]
-            drm = try rawDRM.reduce(into: [:]) { $0[$1.key] = try access($1.value, "drm.\($1.key)") }
-        }
-
-        /// What `device` may do and which rule said so.
-        func allowed(_ device: PluginConstraints) -> (access: Access, rule: String) {
-            if let node = device.importNode {
-                let identity: DRMNode.Identity
-                do { identity = try DRMNode.identify(node) } catch {
-                    return ([], "its import_node is not a DRM device: \(error)")
-                }
-                // The node itself first (any path that names the same device), then its driver.
-                for (key, access) in drm.sorted(by: { $0.key < $1.key }) where key.hasPrefix("/") {
-                    if let other = try? DRMNode.identify(key), other.device == identity.device { return (access, "drm.\(key)") }
-                }
-                if let access = drm[identity.driver] { return (access, "drm.\(identity.driver), the driver of \(node)") }
-                return (defaultAccess, "default; \(node) is driven by \(identity.driver), which drm does not name")
-            }
-            if device.name == "cpu" { return (cpu, "cpu") }
-            if let access = devices[device.name] { return (access, "devices.\(device.name)") }
-            return (defaultAccess, "default")
-        }
-    }
-
-    struct RulesError: Error, CustomStringConvertible {
-        let description: String
-        init(_ d: String) { description = d }
-    }
-
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(_ s: String) { stringValue = s }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    private let rules: Rules?
+    private let rules: PolicyRules?
     private let rulesPath: String?
 
     init(core: PluginCore) throws(PluginError) {
@@ -96,42 +34,13 @@ final class PolicyModule: SecureModule {
             return
         }
         do {
-            let text = try Self.read(path)
-            rules = try JSONDecoder().decode(Rules.self, from: Data(text.utf8))
-        } catch let error as PluginError {
-            throw error
-        } catch let error as DecodingError {
-            throw PluginError(errno: EINVAL, "rules file \(path): \(Self.describe(error))")
+            rules = try PolicyRules.parse(try InputFile.read(path, what: "rules file"))
+        } catch let error as InputFileError {
+            throw PluginError(errno: EINVAL, error.description)
         } catch {
-            throw PluginError(errno: EINVAL, "rules file \(path): \(error)")
+            throw PluginError(errno: EINVAL, "rules file \(DisplayText.escaped(path)): \(error)")
         }
-        core.log(SMAF_LOG_INFO, "rules from \(path)")
-    }
-
-    private static func read(_ path: String) throws(PluginError) -> String {
-        guard let f = fopen(path, "r") else {
-            throw PluginError(errno: errno, "rules file \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .dataCorrupted(let c):
-            return c.codingPath.isEmpty ? "malformed JSON: \(c.underlyingError.map { "\($0)" } ?? c.debugDescription)" : c.debugDescription
-        case .typeMismatch(_, let c), .valueNotFound(_, let c):
-            return "field '\(c.codingPath.map(\.stringValue).joined(separator: "."))': wrong type"
-        case .keyNotFound(let k, _): return "missing '\(k.stringValue)'"
-        @unknown default: return "\(error)"
-        }
+        core.log(SMAF_LOG_INFO, "rules from \(DisplayText.escaped(path))")
     }
 
     final class BufferContext: @unchecked Sendable {
@@ -150,7 +59,7 @@ final class PolicyModule: SecureModule {
 
     func grant(_ context: AnyObject, device: PluginConstraints, offset: UInt64, length: UInt64, access: Access) -> Verdict {
         guard let rules else { return .reject("no rules") }
-        let (allowed, rule) = rules.allowed(device)
+        let (allowed, rule) = rules.allowed(device.name, importNode: device.importNode)
         if allowed.isSuperset(of: access) { return .accept }
         return .reject("\(rulesPath ?? "rules") allows \(device.name) \(allowed) (\(rule)), not \(access)")
     }

@@ -49,6 +49,16 @@ void csmaf_stderr_lock(void);
 void csmaf_stderr_flush(void);
 void csmaf_stderr_unlock(void);
 
+/* Clears O_NONBLOCK (F_GETFL, then F_SETFL). */
+int csmaf_clear_nonblock(int fd);
+
+/* The major number of a device number (major() is a macro). */
+unsigned int csmaf_dev_major(uint64_t dev);
+
+/* getauxval(AT_SECURE): non-zero in a setuid, setgid or capability-elevated
+ * process, where the environment belongs to a less privileged caller. */
+unsigned long csmaf_at_secure(void);
+
 /* DMA_HEAP_IOCTL_ALLOC: returns the new dma-buf fd or -1. */
 int csmaf_dma_heap_alloc(int heap, uint64_t len, uint32_t fd_flags, uint64_t heap_flags);
 
