@@ -95,10 +95,10 @@ final class LiveAllocation: @unchecked Sendable {
     private var raw: smaf_allocation
     let info: Allocation
 
-    init(plugin: LoadedPlugin, raw: smaf_allocation) {
+    init(plugin: LoadedPlugin, raw: smaf_allocation, info: Allocation) {
         self.plugin = plugin
         self.raw = raw
-        info = Allocation(plugin: plugin.name, raw)
+        self.info = info
     }
 
     /// The plugin-owned fd; borrow only while this object lives.

@@ -4,74 +4,75 @@ import Glibc
 import SMAFFormats
 import SMAFSys
 
-/// Does an allocation keep what the plugin promised by accepting the request?
-/// Checked against the C structs the plugin saw and against the fd itself
-/// (its size, whether the kernel calls it a dma-buf, its access mode),
-/// never against the plugin's own description alone.
-///
-/// Two depths: `claims` is what the core checks of every allocation before
-/// anyone sees it (a few syscalls, no mapping: a lie there is a failed
-/// allocation); `violations` adds what `smaf plugin check` can afford to
-/// measure (mappings, the exporter's name, page frames).
+/// What the core holds every allocation to, in one place, whoever asks: the
+/// walk right after allocate() (the request, the merged constraints, the
+/// fd's own facts, the allocator's declaration), a late attach (the new
+/// device), and `smaf plugin check` (all of it, plus what only a checker
+/// can afford to measure: AllocationAudit+Deep.swift). Each finding is one
+/// phrase; an allocation with any is never handed out.
 enum AllocationAudit {
-    /// The broken promises the core can see cheaply, one phrase each.
-    static func claims(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
-        let r = c.request.pointee, m = c.merged.pointee
-        var v: [String] = []
-        let fdFlags = fcntl(a.fd, F_GETFD), statusFlags = fcntl(a.fd, F_GETFL)
-        guard fdFlags >= 0, statusFlags >= 0 else { return ["fd \(a.fd) is not an open descriptor"] }
-        if fdFlags & FD_CLOEXEC == 0 { v.append("fd \(a.fd) is not close-on-exec (it would leak into programs the application runs)") }
+    /// What the request asked for, as the allocator was told it.
+    struct Expectation {
+        var size: UInt64
+        var image: (width: UInt32, height: UInt32, format: FourCC)?
+        /// The negotiated modifiers; empty: any.
+        var modifiers: [Modifier]
+        var readOnly: Bool
 
-        if a.size == 0 { v.append("handed out a buffer of 0 bytes") }
-        if a.size < r.size { v.append("size \(a.size) is smaller than the \(r.size) bytes asked for") }
-        if let actual = fdSize(a.fd), actual < a.size {
-            v.append("the fd holds \(actual) bytes, not the \(a.size) the allocation reports")
-        } else if fdSize(a.fd) == nil {
-            v.append("the size of the fd cannot be read (fstat and lseek fail), so its \(a.size) bytes cannot be verified")
+        init(_ request: BufferRequest, size: UInt64, modifiers: [Modifier]) {
+            self.size = size
+            if case let .image(width, height, format, _) = request.shape { image = (width, height, format) }
+            self.modifiers = modifiers
+            readOnly = request.readOnly
         }
-        if m.max_size > 0 && a.size > m.max_size { v.append("size \(a.size) exceeds the max size \(m.max_size)") }
+    }
 
-        let claimsDmaBuf = a.flags & SMAF_ALLOCATION_DMABUF.rawValue != 0
-        if claimsDmaBuf && !DmaBuf.isDmaBuf(a.fd) { v.append("claims to be a dma-buf, but the kernel does not call the fd one") }
-        if needsDmaBuf(c) && !claimsDmaBuf { v.append("a device must import a dma-buf, but the allocation is not one") }
-
-        let mappable = a.flags & SMAF_ALLOCATION_CPU_MAPPABLE.rawValue != 0
-        let readOnly = a.flags & SMAF_ALLOCATION_READ_ONLY.rawValue != 0
-        if readOnly && !refusesWritableMappings(a.fd, statusFlags) {
-            v.append("claims read-only, but the fd is open for writing (and no write seal stops a writable mapping)")
-        }
-        if r.flags & SMAF_REQUEST_READ_ONLY.rawValue != 0 && !readOnly {
-            v.append("accepted a read-only request but handed out a writable fd")
-        }
-        if m.flags & SMAF_CONSTRAINT_CPU_ACCESS.rawValue != 0 && !mappable { v.append("the CPU must map it, but it is not CPU-mappable") }
-        if m.flags & SMAF_CONSTRAINT_SECURE.rawValue != 0 && mappable { v.append("a secure request got CPU-mappable memory") }
-        if m.flags & SMAF_CONSTRAINT_CONTIGUOUS.rawValue != 0 && a.flags & SMAF_ALLOCATION_CONTIGUOUS.rawValue == 0 {
-            v.append("a device needs physically contiguous memory, but the allocation does not claim it")
-        }
-        if r.width != 0 { v += imageViolations(r, m, a, modifiers: requestModifiers(c)) }
-        else if a.plane_count > UInt32(SMAF_MAX_PLANES) { v.append("plane_count \(a.plane_count) is not 0...\(SMAF_MAX_PLANES)") }
+    /// Everything the walk checks of a fresh allocation, in order of cost;
+    /// empty when it may be handed out.
+    static func misfits(_ raw: smaf_allocation, _ a: Allocation, expecting e: Expectation,
+                        under merged: DeviceConstraints, declared: PluginCapabilities?) -> [String] {
+        var v = abiFields(raw)
+        guard v.isEmpty else { return v }
+        v += fdFacts(a, fd: raw.fd)
+        v += requestMisfits(a, e)
+        v += deviceMisfits(a, merged)
+        if let declared { v += declared.breaches(a) }
         return v
     }
 
-    /// Every broken promise, one phrase each; empty when the allocation holds up.
-    static func violations(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
-        var v = claims(c, a)
-        guard fcntl(a.fd, F_GETFD) >= 0 else { return v }
-        let exporterName = withUnsafeBytes(of: a.exporter) { cString($0) }
-        let claimsDmaBuf = a.flags & SMAF_ALLOCATION_DMABUF.rawValue != 0
-        if claimsDmaBuf && exporterName.isEmpty { v.append("a dma-buf that names no exporter (smaf_allocation.exporter)") }
-        for device in devices(c) where device.importable_count > 0 && claimsDmaBuf {
-            let names = (0..<Int(device.importable_count)).compactMap { device.importable_from?[$0].map { String(cString: $0) } }
-            if !names.contains(exporterName) {
-                v.append("device \(device.name.map { String(cString: $0) } ?? "?") imports only from \(names.joined(separator: ", ")), not \(exporterName)")
-            }
+    // MARK: what the plugin wrote
+
+    /// The struct itself: counts in range, fields with no meaning yet left
+    /// at zero, planes in the allocation's fd (ABI 1.1 has no plane fds).
+    static func abiFields(_ raw: smaf_allocation) -> [String] {
+        var v: [String] = []
+        if raw.plane_count > UInt32(SMAF_MAX_PLANES) { return ["plane_count \(raw.plane_count) is not 0...\(SMAF_MAX_PLANES)"] }
+        let planes = withUnsafeBytes(of: raw.planes) { Array($0.bindMemory(to: smaf_plane.self).prefix(Int(raw.plane_count))) }
+        for (i, p) in planes.enumerated() where p.fd != -1 {
+            v.append("plane \(i) names fd \(p.fd); planes must lie in the allocation's fd (-1)")
         }
-        let mappable = a.flags & SMAF_ALLOCATION_CPU_MAPPABLE.rawValue != 0
-        let readOnly = a.flags & SMAF_ALLOCATION_READ_ONLY.rawValue != 0
-        if mappable, let problem = mapProblem(a.fd, size: a.size, writable: !readOnly) { v.append(problem) }
-        if readOnly && mapsWritable(a.fd, size: a.size) { v.append("claims read-only, but a writable shared mapping works") }
-        if a.flags & SMAF_ALLOCATION_CONTIGUOUS.rawValue != 0 && mappable, let runs = physicalRuns(a.fd, size: a.size), runs > 1 {
-            v.append("claims physically contiguous, but /proc/self/pagemap shows \(runs) separate runs")
+        if raw.reserved0 != 0 || withUnsafeBytes(of: raw.reserved, { $0.contains { $0 != 0 } }) {
+            v.append("it set smaf_allocation.reserved, which has no meaning yet and must be 0")
+        }
+        return v
+    }
+
+    // MARK: what the fd really is (a few syscalls, no mapping)
+
+    static func fdFacts(_ a: Allocation, fd: CInt) -> [String] {
+        let fdFlags = fcntl(fd, F_GETFD), statusFlags = fcntl(fd, F_GETFL)
+        guard fdFlags >= 0, statusFlags >= 0 else { return ["fd \(fd) is not an open descriptor"] }
+        var v: [String] = []
+        if fdFlags & FD_CLOEXEC == 0 { v.append("fd \(fd) is not close-on-exec (it would leak into programs the application runs)") }
+        if a.size == 0 { v.append("handed out a buffer of 0 bytes") }
+        switch fdSize(fd) {
+        case let actual? where actual < a.size: v.append("the fd holds \(actual) bytes, not the \(a.size) the allocation reports")
+        case nil: v.append("the size of the fd cannot be read (fstat and lseek fail), so its \(a.size) bytes cannot be verified")
+        default: break
+        }
+        if a.isDmaBuf && !DmaBuf.isDmaBuf(fd) { v.append("claims to be a dma-buf, but the kernel does not call the fd one") }
+        if a.readOnly && !refusesWritableMappings(fd, statusFlags) {
+            v.append("claims read-only, but the fd is open for writing (and no write seal stops a writable mapping)")
         }
         return v
     }
@@ -83,68 +84,6 @@ enum AllocationAudit {
         let futureWrite: CInt = 0x0010 // F_SEAL_FUTURE_WRITE (Linux 5.1)
         return seals >= 0 && seals & (CInt(CSMAF_F_SEAL_WRITE) | futureWrite) != 0
     }
-
-    private static func imageViolations(_ r: smaf_request, _ m: smaf_constraints, _ a: smaf_allocation,
-                                        modifiers: [UInt64]) -> [String] {
-        var v: [String] = []
-        if a.fourcc != r.fourcc || a.width != r.width || a.height != r.height {
-            v.append("describes a \(a.width)x\(a.height) \(FourCC(rawValue: a.fourcc).code) image, not the \(r.width)x\(r.height) \(FourCC(rawValue: r.fourcc).code) asked for")
-        }
-        if m.max_width > 0 && a.width > m.max_width { v.append("width \(a.width) exceeds the max width \(m.max_width)") }
-        if m.max_height > 0 && a.height > m.max_height { v.append("height \(a.height) exceeds the max height \(m.max_height)") }
-        if !modifiers.isEmpty && !modifiers.contains(a.modifier) {
-            v.append("modifier \(Modifier(rawValue: a.modifier)) is not among those the devices accept (\(modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", ")))")
-        }
-        let count = Int(a.plane_count)
-        let info = FormatInfo.lookup(FourCC(rawValue: r.fourcc))
-        guard count >= 1 && count <= Int(SMAF_MAX_PLANES) else { return v + ["plane_count \(count) is not 1...\(SMAF_MAX_PLANES)"] }
-        if let info, count != info.planeCount { v.append("\(count) planes, \(info.name) has \(info.planeCount)") }
-        let planes = withUnsafeBytes(of: a.planes) { Array($0.bindMemory(to: smaf_plane.self).prefix(count)) }
-        let minimal = info.flatMap { try? ImageLayout.linear(width: r.width, height: r.height, format: $0.fourcc) }
-        for (i, p) in planes.enumerated() {
-            let stride = UInt64(p.stride)
-            if m.pitch_alignment > 1 && stride % m.pitch_alignment != 0 {
-                v.append("plane \(i) pitch \(stride) is not a multiple of the pitch alignment \(m.pitch_alignment)")
-            }
-            if m.max_pitch > 0 && stride > m.max_pitch { v.append("plane \(i) pitch \(stride) exceeds the max pitch \(m.max_pitch)") }
-            guard p.fd == -1 else {
-                // ABI 1.0 planes live in the allocation's fd; a plane fd would be dropped on export.
-                v.append("plane \(i) names fd \(p.fd); planes must lie in the allocation's fd (-1)")
-                continue
-            }
-            if p.offset >= a.size { v.append("plane \(i) starts at \(p.offset), past the \(a.size) bytes"); continue }
-            guard a.modifier == Modifier.linear.rawValue, let info, let minimal, i < minimal.planes.count else { continue }
-            if stride < minimal.planes[i].pitch {
-                v.append("plane \(i) pitch \(stride) is below the \(minimal.planes[i].pitch) bytes a row of \(r.width) pixels needs")
-            }
-            let rows = i == 0 ? UInt64(r.height) : (UInt64(r.height) + UInt64(info.vsub) - 1) / UInt64(info.vsub)
-            let (span, overflow) = stride.multipliedReportingOverflow(by: rows)
-            if overflow || p.offset > a.size || span > a.size - p.offset {
-                v.append("plane \(i) (offset \(p.offset), \(rows) rows of \(stride) bytes) runs past the \(a.size) bytes")
-            }
-        }
-        return v
-    }
-
-    // MARK: what the call asked for
-
-    static func devices(_ c: CallStructs) -> [smaf_constraints] {
-        (0..<c.deviceCount).compactMap { c.devicePointers[$0]?.pointee }
-    }
-
-    static func needsDmaBuf(_ c: CallStructs) -> Bool {
-        let dmabuf = SMAF_CONSTRAINT_DMABUF.rawValue
-        return c.merged.pointee.flags & dmabuf != 0 || c.merged.pointee.import_node != nil
-            || devices(c).contains { $0.flags & dmabuf != 0 || $0.import_node != nil }
-    }
-
-    static func requestModifiers(_ c: CallStructs) -> [UInt64] {
-        let r = c.request.pointee
-        guard let list = r.modifiers else { return [] }
-        return Array(UnsafeBufferPointer(start: list, count: Int(r.modifier_count)))
-    }
-
-    // MARK: what the fd really is
 
     /// Bytes behind an fd someone else owns: fstat, else lseek (dma-bufs).
     static func fdSize(_ fd: CInt) -> UInt64? {
@@ -158,42 +97,79 @@ enum AllocationAudit {
         return end >= 0 ? UInt64(end) : nil
     }
 
-    /// Why a shared mapping of the whole allocation fails, nil if it works.
-    static func mapProblem(_ fd: CInt, size: UInt64, writable: Bool) -> String? {
-        guard size > 0, size <= UInt64(Int.max) else { return "claims CPU-mappable, but \(size) bytes cannot be mapped" }
-        do {
-            let mapping = try Mapping(fd: fd, length: Int(size), writable: writable)
-            _ = mapping.bytes[0] // the first page must really be there
-            return nil
-        } catch {
-            return "claims CPU-mappable, but \(error)"
+    // MARK: what it was asked for
+
+    static func requestMisfits(_ a: Allocation, _ e: Expectation) -> [String] {
+        var v: [String] = []
+        if a.size < e.size { v.append("size \(a.size) is smaller than the \(e.size) bytes asked for") }
+        if e.readOnly && !a.readOnly { v.append("accepted a read-only request but handed out a writable fd") }
+        guard let image = e.image else { return v }
+        if a.format != image.format || a.width != image.width || a.height != image.height {
+            v.append("describes a \(a.width)x\(a.height) \(a.format?.code ?? "bytes") image, not the \(image.width)x\(image.height) \(image.format.code) asked for")
         }
+        if let m = a.modifier, !e.modifiers.isEmpty, !e.modifiers.contains(m) {
+            v.append("modifier \(m) is not among those the devices accept (\(e.modifiers.map(\.description).joined(separator: ", ")))")
+        }
+        return v + planeMisfits(a, image)
     }
 
-    static func mapsWritable(_ fd: CInt, size: UInt64) -> Bool {
-        guard size > 0, size <= UInt64(Int.max) else { return false }
-        do {
-            _ = try Mapping(fd: fd, length: Int(size), writable: true)
-            return true
-        } catch {
-            return false
+    /// Planes inside the memory, and for a linear layout rows long enough
+    /// for the pixels and no longer than the memory.
+    static func planeMisfits(_ a: Allocation, _ image: (width: UInt32, height: UInt32, format: FourCC)) -> [String] {
+        guard let info = FormatInfo.lookup(image.format) else { return [] }
+        var v: [String] = []
+        if a.planes.count != info.planeCount { v.append("\(a.planes.count) planes, \(info.name) has \(info.planeCount)") }
+        let minimal = try? ImageLayout.linear(width: image.width, height: image.height, format: image.format)
+        for (i, p) in a.planes.enumerated() {
+            if p.offset >= a.size { v.append("plane \(i) starts at \(p.offset), past the \(a.size) bytes"); continue }
+            guard a.modifier == .linear, let minimal, i < minimal.planes.count else { continue }
+            let stride = UInt64(p.stride)
+            if stride < minimal.planes[i].pitch {
+                v.append("plane \(i) pitch \(stride) is below the \(minimal.planes[i].pitch) bytes a row of \(image.width) pixels needs")
+            }
+            let rows = i == 0 ? UInt64(image.height) : (UInt64(image.height) + UInt64(info.vsub) - 1) / UInt64(info.vsub)
+            let (span, overflow) = stride.multipliedReportingOverflow(by: rows)
+            if overflow || span > a.size - p.offset {
+                v.append("plane \(i) (offset \(p.offset), \(rows) rows of \(stride) bytes) runs past the \(a.size) bytes")
+            }
         }
+        return v
     }
 
-    /// Physically contiguous runs behind a mappable fd, nil when the frames
-    /// cannot be read (not root) or the buffer is too big to fault in here.
-    static func physicalRuns(_ fd: CInt, size: UInt64) -> Int? {
-        guard size > 0, size <= 256 << 20 else { return nil }
-        do {
-            let mapping = try Mapping(fd: fd, length: Int(size), writable: false)
-            let pages = Int(size / Memory.pageSize)
-            var sum: UInt8 = 0
-            for page in 0..<pages { sum &+= mapping.bytes[page * Int(Memory.pageSize)] } // fault every page in
-            _ = sum
-            let frames = try Pagemap.frames(of: mapping.base, pages: pages)
-            return frames.isVerified ? frames.ranges(consecutive: true).count : nil
-        } catch {
-            return nil
+    // MARK: what a device needs
+
+    /// Does the memory suit device `d` (one device, or the merge of all)?
+    /// What a late attach is held to before the allocator's own match().
+    static func deviceMisfits(_ a: Allocation, _ d: DeviceConstraints) -> [String] {
+        var v: [String] = []
+        if d.needsKernelImport && !a.isDmaBuf { v.append("it is not a dma-buf, which \(d.name) must import") }
+        if d.needsCPU && !a.cpuMappable { v.append("it is not CPU-mappable") }
+        if d.contiguous && !a.contiguous { v.append("it is not verified physically contiguous") }
+        if d.secure && a.cpuMappable { v.append("the CPU can map it, which a secure device forbids") }
+        if let bits = d.dmaAddressBits, bits < 64, a.largestContiguous == 0 {
+            v.append("its addresses are not verified below 2^\(bits)")
         }
+        if let max = d.maxSize, a.size > max { v.append("its \(a.size) bytes exceed the max size \(max)") }
+        if let max = d.maxWidth, a.width > max { v.append("its width \(a.width) exceeds the max width \(max)") }
+        if let max = d.maxHeight, a.height > max { v.append("its height \(a.height) exceeds the max height \(max)") }
+        for plane in a.planes where plane.stride > 0 {
+            if let align = d.pitchAlignment, UInt64(plane.stride) % align != 0 {
+                v.append("its pitch \(plane.stride) is not a multiple of \(align)")
+            }
+            if let max = d.maxPitch, UInt64(plane.stride) > max { v.append("its pitch \(plane.stride) exceeds the max pitch \(max)") }
+        }
+        if let formats = d.formats, let format = a.format {
+            if let f = formats.first(where: { $0.format == format }) {
+                if let m = a.modifier, !f.modifiers.isEmpty, !f.modifiers.contains(m) {
+                    v.append("its modifier \(m) is not among \(f.modifiers.map(\.description).joined(separator: ", "))")
+                }
+            } else {
+                v.append("its format \(format.code) is not among \(formats.map(\.format.code).joined(separator: ", "))")
+            }
+        }
+        if a.isDmaBuf, let importable = d.importableFrom, !importable.contains(a.exporter) {
+            v.append("\(d.name) cannot import dma-bufs from \(a.exporter.isEmpty ? a.allocator : a.exporter) (measured by the probe)")
+        }
+        return v
     }
 }

@@ -76,15 +76,17 @@ public final class AllocatorRegistry: Sendable {
     func select(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> Selection {
         try requireHeadroom(request)
         var won: LiveAllocation?
-        let walk = try walk(request, constraints) { plugin, call in
+        let walk = try walk(request, constraints) { plugin, call, expectation in
             switch plugin.allocate(call) {
             case .success(var allocation):
-                let broken = AllocationAudit.claims(call, allocation)
+                let info = Allocation(plugin: plugin.name, allocation)
+                let broken = AllocationAudit.misfits(allocation, info, expecting: expectation, under: constraints.combined,
+                                                     declared: plugin.capabilities)
                 guard broken.isEmpty else {
                     plugin.release(&allocation)
                     return .failed("allocate() succeeded but broke its promises: \(broken.joined(separator: "; ")); released it")
                 }
-                won = LiveAllocation(plugin: plugin, raw: allocation)
+                won = LiveAllocation(plugin: plugin, raw: allocation, info: info)
                 return .accepted("accepted; \(Self.detail(of: allocation))")
             case .failure(let failure):
                 return .failed("match accepted but allocate failed: \(withErrno(failure.message, failure.errno))")

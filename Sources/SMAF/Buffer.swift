@@ -91,7 +91,7 @@ public final class Buffer: Sendable {
                 throw s.live == nil ? error : SMAFError(.lateAttachRefused, "late attach of \(device.name): \(error.message)")
             }
             if let live = s.live {
-                if let reason = LateAttach.misfit(device, live.info) ?? live.plugin.match(
+                if let reason = AllocationAudit.deviceMisfits(live.info, device).first ?? live.plugin.match(
                     CallStructs(request: request, size: live.info.size, modifiers: live.info.modifier.map { [$0] } ?? [], constraints: next)) {
                     throw SMAFError(.lateAttachRefused,
                                     "late attach of \(device.name) refused: the buffer already has \(live.info.allocator) memory and \(reason)")

@@ -210,7 +210,7 @@ public enum Conformance {
                 }
                 if let probe {
                     let c = probe.call()
-                    if plugin.rawMatch(c).accepted {
+                    if plugin.rawMatch(probe, c).accepted {
                         var result = plugin.rawAllocate(c)
                         if result.code == 0 && result.allocation.fd >= 0 { plugin.release(&result.allocation) }
                     }

@@ -44,7 +44,7 @@ struct ConformanceCalls {
         var problems: [String] = []
         var first: [String: LoadedPlugin.RawVerdict] = [:]
         for probe in plausible + bad {
-            let verdicts = (0..<3).map { _ in plugin.rawMatch(probe.call()) }
+            let verdicts = (0..<3).map { _ in plugin.rawMatch(probe, probe.call()) }
             first[probe.label] = verdicts[0]
             if let other = verdicts.first(where: { $0 != verdicts[0] }) {
                 problems.append("'\(probe.label)': \(verdicts[0].text), then \(other.text)")
@@ -67,7 +67,7 @@ struct ConformanceCalls {
     /// match() leaves no trace: no fd opened or closed, the state report unchanged.
     func matchSideEffectFree() -> Check {
         let before = snapshot()
-        for _ in 0..<3 { for probe in plausible + bad { _ = plugin.rawMatch(probe.call()) } }
+        for _ in 0..<3 { for probe in plausible + bad { _ = plugin.rawMatch(probe, probe.call()) } }
         let problems = drift(before, snapshot(), "\(3 * (plausible.count + bad.count)) match() calls")
         return Self.outcome("match-side-effect-free", problems,
                             pass: "\(3 * (plausible.count + bad.count)) match() calls: open fds \(before.fds) before and after\(plugin.hasStats ? ", state report unchanged" : "")")
@@ -80,7 +80,7 @@ struct ConformanceCalls {
         let before = OpenFiles.count()
         for probe in bad {
             let c = probe.call()
-            let verdict = plugin.rawMatch(c)
+            let verdict = plugin.rawMatch(probe, c)
             guard verdict.accepted else {
                 rejected += 1
                 if verdict.reason.isEmpty { problems.append("'\(probe.label)': rejected without a reason") }
@@ -93,7 +93,7 @@ struct ConformanceCalls {
                 failed += 1
                 if result.message.isEmpty { problems.append("'\(probe.label)': allocate failed (\(errnoName(errno))) without a message") }
             case .success where result.allocation.fd >= 0:
-                let broken = AllocationAudit.violations(c, result.allocation)
+                let broken = AllocationAudit.violations(probe, result.allocation, declared: plugin.capabilities)
                 problems.append("'\(probe.label)': accepted and allocated \(result.allocation.size) bytes"
                                 + (broken.isEmpty ? "" : ": \(broken.joined(separator: ", "))"))
                 plugin.release(&result.allocation)
@@ -118,7 +118,7 @@ struct ConformanceCalls {
         var firstRejection: String?
         for probe in plausible {
             let c = probe.call()
-            let verdict = plugin.rawMatch(c)
+            let verdict = plugin.rawMatch(probe, c)
             guard verdict.accepted else { firstRejection = firstRejection ?? "'\(probe.label)': \(verdict.reason)"; continue }
             var result = plugin.rawAllocate(c)
             problems += Self.overruns(probe, result)
@@ -137,7 +137,7 @@ struct ConformanceCalls {
                 }
                 continue
             }
-            let broken = AllocationAudit.violations(c, result.allocation)
+            let broken = AllocationAudit.violations(probe, result.allocation, declared: plugin.capabilities)
             problems += broken.map { "'\(probe.label)': \($0)" }
             plugin.release(&result.allocation)
             allocated.append(probe)
@@ -189,7 +189,7 @@ struct ConformanceCalls {
             for i in 0..<iterations {
                 let probe = probes[(t * 7 + i) % probes.count]
                 let c = probe.call()
-                let verdict = plugin.rawMatch(c)
+                let verdict = plugin.rawMatch(probe, c)
                 if let want = expected[probe.label], verdict != want {
                     shared.withLock { $0.problems.append("'\(probe.label)' on thread \(t): \(verdict.text), alone it was \(want.text)") }
                 }
@@ -209,7 +209,7 @@ struct ConformanceCalls {
                 } ?? false
                 together() // every allocation of this round is registered, none released
                 if owner, var r = result {
-                    let broken = AllocationAudit.violations(c, r.allocation)
+                    let broken = AllocationAudit.violations(probe, r.allocation, declared: plugin.capabilities)
                     shared.withLock { s in
                         s.problems += broken.map { "'\(probe.label)' on thread \(t): \($0)" }
                         s.live.remove(r.allocation.fd)

@@ -25,12 +25,24 @@ extension LoadedPlugin {
         var overrun = (allocation: 0, message: 0)
     }
 
+    /// match() as the walk asks it: what the allocator's declaration rules
+    /// out, the core turns away first (code 0, the core's reason), so the
+    /// checks hold the plugin to what it leaves match() to decide.
+    func rawMatch(_ probe: ConformanceProbe, _ c: CallStructs) -> RawVerdict {
+        let image = if case .image = probe.request.shape { true } else { false }
+        if let capabilities, let merged = try? MergedConstraints(probe.devices),
+           let refusal = capabilities.refusal(isImage: image, readOnly: probe.request.readOnly, modifiers: probe.modifiers, merged) {
+            return RawVerdict(code: 0, reason: "core, from its capabilities: \(refusal)")
+        }
+        return rawMatch(c)
+    }
+
     func rawMatch(_ c: CallStructs) -> RawVerdict {
         let (verdict, overrun) = GuardedMemory.with(MemoryLayout<smaf_verdict>.size) { raw in
             let v = raw.bindMemory(to: smaf_verdict.self, capacity: 1)
             v.pointee.struct_size = UInt32(MemoryLayout<smaf_verdict>.size)
             let code = serialized {
-                ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), v)
+                ops.match!(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), v)
             }
             return RawVerdict(code: code, reason: withUnsafeBytes(of: v.pointee.reason) { cString($0) })
         }
@@ -50,7 +62,7 @@ extension LoadedPlugin {
             let ((code, message), messageOverrun) = GuardedMemory.with(messageSize) { text in
                 let chars = text.bindMemory(to: CChar.self, capacity: messageSize)
                 let code = serialized {
-                    ops.pointee.allocate(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), a, chars, messageSize)
+                    ops.allocate!(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), a, chars, messageSize)
                 }
                 return (code, cString(UnsafeRawBufferPointer(start: text, count: messageSize)))
             }
@@ -62,7 +74,7 @@ extension LoadedPlugin {
     /// describe_stats() called raw: with (nil, 0) for the length it wants,
     /// then with a guarded buffer of `size` bytes.
     func rawStats(size: Int) -> (needed: Int, written: String, overrun: Int)? {
-        guard let describe = ops.pointee.describe_stats else { return nil }
+        guard let describe = ops.describe_stats else { return nil }
         let ((needed, text), overrun) = GuardedMemory.with(size) { raw in
             let needed = serialized { describe(context, size == 0 ? nil : raw.bindMemory(to: CChar.self, capacity: size), size) }
             return (needed, cString(UnsafeRawBufferPointer(start: raw, count: size)))
@@ -72,11 +84,11 @@ extension LoadedPlugin {
 
     /// What the plugin's table says about itself, for the report.
     var declaredABI: (minor: UInt32, required: UInt32) {
-        (table.pointee.abi_minor, table.pointee.abi_minor_required)
+        (table.abi_minor, table.abi_minor_required)
     }
 
-    var isSerialized: Bool { table.pointee.flags & SMAF_PLUGIN_FLAG_SERIALIZE.rawValue != 0 }
-    var hasStats: Bool { ops.pointee.describe_stats != nil }
+    var isSerialized: Bool { table.flags & SMAF_PLUGIN_FLAG_SERIALIZE.rawValue != 0 }
+    var hasStats: Bool { ops.describe_stats != nil }
 }
 
 /// Memory a plugin writes into (a struct, a message buffer) followed by

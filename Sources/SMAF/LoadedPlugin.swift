@@ -21,32 +21,44 @@ public final class LoadedPlugin: @unchecked Sendable {
     public enum Kind: String, Sendable, Codable { case allocator, secureModule = "secure-module" }
     public let kind: Kind
 
-    let table: UnsafePointer<smaf_plugin>
-    /// Exactly one of the two is set, as `kind` says; the loader checked it.
-    let allocatorOps: UnsafePointer<smaf_allocator_ops>?
-    let secureOps: UnsafePointer<smaf_secure_ops>?
-    /// The allocator ops; only called on plugins the registry keeps as allocators.
-    var ops: UnsafePointer<smaf_allocator_ops> { allocatorOps! }
+    /// The plugin's table and ops as this core reads them: copied from the
+    /// plugin's structs up to their struct_size (PluginStruct), so a field a
+    /// plugin built for an older minor does not have reads as its default.
+    let table: smaf_plugin
+    enum EntryPoints {
+        case allocator(smaf_allocator_ops)
+        case secure(smaf_secure_ops)
+    }
+    let entryPoints: EntryPoints
+    /// The allocator ops, whose required ones the loader checked are set;
+    /// only called on plugins the registry keeps as allocators.
+    var ops: smaf_allocator_ops {
+        guard case .allocator(let ops) = entryPoints else { preconditionFailure("\(name) is not an allocator") }
+        return ops
+    }
+    /// What the allocator declared it can deliver (ABI 1.1); nil for a 1.0
+    /// plugin, which match() alone decides for, and for secure modules.
+    // Set once by the loader, right after open and before the plugin is shared.
+    public internal(set) var capabilities: PluginCapabilities?
     let context: UnsafeMutableRawPointer?
     let core: CoreServices
     private let serialize: Bool
     private let callLock = Mutex(())
 
-    init(name: String, path: String, table: UnsafePointer<smaf_plugin>, allocatorOps: UnsafePointer<smaf_allocator_ops>?,
-         secureOps: UnsafePointer<smaf_secure_ops>?, context: UnsafeMutableRawPointer?, core: CoreServices, abiMinor: UInt32) {
+    init(name: String, path: String, table: smaf_plugin, entryPoints: EntryPoints,
+         context: UnsafeMutableRawPointer?, core: CoreServices, abiMinor: UInt32) {
         self.name = name
         self.path = path
         self.table = table
-        self.allocatorOps = allocatorOps
-        self.secureOps = secureOps
-        kind = secureOps != nil ? .secureModule : .allocator
+        self.entryPoints = entryPoints
+        if case .secure = entryPoints { kind = .secureModule } else { kind = .allocator }
         self.context = context
         self.core = core
-        summary = boundedCString(table.pointee.description, limit: PluginStringLimit.description) ?? ""
-        defaultRank = Rank(max(0, table.pointee.default_rank))
+        summary = boundedCString(table.description, limit: PluginStringLimit.description) ?? ""
+        defaultRank = Rank(max(0, table.default_rank))
         (rank, rankSource) = core.configuration.rank(for: name, default: defaultRank)
-        abiVersion = (table.pointee.abi_major, abiMinor)
-        serialize = table.pointee.flags & SMAF_PLUGIN_FLAG_SERIALIZE.rawValue != 0
+        abiVersion = (table.abi_major, abiMinor)
+        serialize = table.flags & SMAF_PLUGIN_FLAG_SERIALIZE.rawValue != 0
     }
 
     func serialized<R>(_ body: () -> R) -> R {
@@ -59,9 +71,15 @@ public final class LoadedPlugin: @unchecked Sendable {
         var verdict = smaf_verdict()
         verdict.struct_size = UInt32(MemoryLayout<smaf_verdict>.size)
         let code = serialized {
-            ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &verdict)
+            ops.match!(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &verdict)
         }
+        if code == 1 && verdict.score != 0 { return Self.scoreSet(verdict.score) }
         return Self.rejection(code) { withUnsafeBytes(of: verdict.reason) { cString($0) } }
+    }
+
+    /// smaf_verdict.score has no meaning yet: a plugin that sets it is not taken at its word.
+    static func scoreSet(_ score: Int32) -> String {
+        "match() set smaf_verdict.score to \(score), which has no meaning yet and must be 0"
     }
 
     /// nil when match() returned 1; else why not: its reason for a 0, the
@@ -83,7 +101,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         allocation.fd = -1
         var message = [CChar](repeating: 0, count: Int(SMAF_REASON_MAX))
         let rc = serialized {
-            ops.pointee.allocate(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &allocation, &message, message.count)
+            ops.allocate!(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), &allocation, &message, message.count)
         }
         switch PluginStatus(rc) {
         case .success where allocation.fd >= 0:
@@ -102,7 +120,7 @@ public final class LoadedPlugin: @unchecked Sendable {
     }
 
     func release(_ allocation: inout smaf_allocation) {
-        serialized { ops.pointee.release(context, &allocation) }
+        serialized { ops.release!(context, &allocation) }
     }
 
     /// The plugin's state report, if it has one. A plugin that reports an
@@ -123,7 +141,12 @@ public final class LoadedPlugin: @unchecked Sendable {
 
     /// describe_stats() asked for its length, range-checked, then read.
     func statsReport() -> StatsReport {
-        guard let describe = allocatorOps?.pointee.describe_stats ?? secureOps?.pointee.describe_stats else { return .absent }
+        let op: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<CChar>?, Int) -> Int)?
+        switch entryPoints {
+        case .allocator(let ops): op = ops.describe_stats
+        case .secure(let ops): op = ops.describe_stats
+        }
+        guard let describe = op else { return .absent }
         // size_t arrives as Int: SIZE_MAX reads as -1, 2^63 and up as negative.
         let needed = serialized { describe(context, nil, 0) }
         guard needed > 0 else {
@@ -138,7 +161,7 @@ public final class LoadedPlugin: @unchecked Sendable {
     }
 
     deinit {
-        table.pointee.close(context)
+        table.close(context)
     }
 }
 

@@ -3,16 +3,6 @@ import CSMAFSys
 import SMAFSys
 import Glibc
 
-/// The struct sizes of ABI 1.0, the oldest plugins this core loads. They
-/// stay fixed as the structs grow (a newer core reads only the fields that
-/// lie inside a plugin's struct_size); Tests/Fixtures/abi-v1 keeps the
-/// header they come from and a test builds a plugin against it.
-enum ABI1 {
-    static let plugin: UInt32 = 144
-    static let allocatorOps: UInt32 = 104
-    static let secureOps: UInt32 = 120
-}
-
 /// Finds plugin files, dlopen()s them and refuses what it cannot trust: a
 /// file others could have written (PluginFile), a missing entry symbol,
 /// another ABI major, a table too small for ABI 1, a missing op, a bad name
@@ -107,11 +97,13 @@ struct PluginLoader {
         guard let table = entry(core.table) else {
             return refuse("\(SMAF_PLUGIN_ENTRY_NAME)() returned NULL")
         }
-        let p = table.pointee
+        let plugin = PluginStruct(table)
         let major = UInt32(SMAF_PLUGIN_ABI_MAJOR), minor = UInt32(SMAF_PLUGIN_ABI_MINOR)
-        guard p.struct_size >= ABI1.plugin else {
-            return refuse("struct smaf_plugin is \(p.struct_size) bytes, ABI \(major) needs \(ABI1.plugin)")
+        guard plugin.size >= ABI1_0.plugin else {
+            return refuse("struct smaf_plugin is \(plugin.size) bytes, ABI \(major) needs \(ABI1_0.plugin)")
         }
+        // Only the bytes the plugin has, read into a struct of this core's own.
+        let p = plugin.copied()
         guard p.abi_major == major else {
             return refuse("built for ABI \(p.abi_major).\(p.abi_minor), this smaf speaks ABI \(major).\(minor)")
         }
@@ -126,30 +118,42 @@ struct PluginLoader {
         if let owner = taken[name] {
             return refuse("duplicate plugin name '\(name)' (already loaded from \(owner))")
         }
+        if let field = plugin.firstNonZero(("reserved0", \.reserved0), ("reserved", \.reserved)) {
+            return refuse("'\(name)' sets smaf_plugin.\(field), which has no meaning yet and must be 0")
+        }
         guard p.open != nil, p.close != nil else { return refuse("'\(name)' lacks open or close", .ops) }
-        var allocatorOps: UnsafePointer<smaf_allocator_ops>?
-        var secureOps: UnsafePointer<smaf_secure_ops>?
+        let entryPoints: LoadedPlugin.EntryPoints
         switch p.kind {
         case SMAF_PLUGIN_KIND_ALLOCATOR.rawValue:
-            guard let ops = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops", .ops) }
-            guard ops.pointee.struct_size >= ABI1.allocatorOps else {
-                return refuse("'\(name)': struct smaf_allocator_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.allocatorOps)", .ops)
+            guard let table = p.allocator else { return refuse("'\(name)' is an allocator without allocator ops", .ops) }
+            let opsStruct = PluginStruct(table)
+            guard opsStruct.size >= ABI1_0.allocatorOps else {
+                return refuse("'\(name)': struct smaf_allocator_ops is \(opsStruct.size) bytes, ABI \(major) needs \(ABI1_0.allocatorOps)", .ops)
             }
-            let missing = [("match", ops.pointee.match == nil), ("allocate", ops.pointee.allocate == nil),
-                           ("release", ops.pointee.release == nil)].filter(\.1).map(\.0)
+            let ops = opsStruct.copied()
+            let missing = [("match", ops.match == nil), ("allocate", ops.allocate == nil),
+                           ("release", ops.release == nil)].filter(\.1).map(\.0)
             guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))", .ops) }
-            allocatorOps = ops
+            if let field = opsStruct.firstNonZero(("reserved0", \.reserved0), ("reserved", \.reserved)) {
+                return refuse("'\(name)' sets smaf_allocator_ops.\(field), which has no meaning yet and must be 0", .ops)
+            }
+            entryPoints = .allocator(ops)
         case SMAF_PLUGIN_KIND_SECURE.rawValue:
-            guard let ops = p.secure else { return refuse("'\(name)' is a secure module without secure ops", .ops) }
-            guard ops.pointee.struct_size >= ABI1.secureOps else {
-                return refuse("'\(name)': struct smaf_secure_ops is \(ops.pointee.struct_size) bytes, ABI \(major) needs \(ABI1.secureOps)", .ops)
+            guard let table = p.secure else { return refuse("'\(name)' is a secure module without secure ops", .ops) }
+            let opsStruct = PluginStruct(table)
+            guard opsStruct.size >= ABI1_0.secureOps else {
+                return refuse("'\(name)': struct smaf_secure_ops is \(opsStruct.size) bytes, ABI \(major) needs \(ABI1_0.secureOps)", .ops)
             }
+            let ops = opsStruct.copied()
             // SMAF v8: every secure op is mandatory; a module that cannot revoke cannot be trusted.
-            let missing = [("create_context", ops.pointee.create_context == nil), ("destroy_context", ops.pointee.destroy_context == nil),
-                           ("grant_access", ops.pointee.grant_access == nil), ("revoke_access", ops.pointee.revoke_access == nil),
-                           ("allow_cpu_access", ops.pointee.allow_cpu_access == nil)].filter(\.1).map(\.0)
+            let missing = [("create_context", ops.create_context == nil), ("destroy_context", ops.destroy_context == nil),
+                           ("grant_access", ops.grant_access == nil), ("revoke_access", ops.revoke_access == nil),
+                           ("allow_cpu_access", ops.allow_cpu_access == nil)].filter(\.1).map(\.0)
             guard missing.isEmpty else { return refuse("'\(name)' lacks required op \(missing.joined(separator: ", "))", .ops) }
-            secureOps = ops
+            if let field = opsStruct.firstNonZero(("reserved0", \.reserved0), ("reserved", \.reserved)) {
+                return refuse("'\(name)' sets smaf_secure_ops.\(field), which has no meaning yet and must be 0", .ops)
+            }
+            entryPoints = .secure(ops)
         default:
             return refuse("'\(name)' is of kind \(p.kind), which this smaf does not load")
         }
@@ -159,8 +163,10 @@ struct PluginLoader {
         let rc = p.open(core.table, &context, &message, message.count)
         switch PluginStatus(rc) {
         case .success:
-            return .success(LoadedPlugin(name: name, path: path, table: table, allocatorOps: allocatorOps, secureOps: secureOps,
-                                         context: context, core: core, abiMinor: min(p.abi_minor, minor)))
+            let loaded = LoadedPlugin(name: name, path: path, table: p, entryPoints: entryPoints,
+                                      context: context, core: core, abiMinor: min(p.abi_minor, minor))
+            if let refusal = loaded.loadCapabilities() { return refuse("'\(name)' \(refusal)", .open) }
+            return .success(loaded)
         case .failure(let errno):
             return refuse("'\(name)' open failed (\(String(cString: strerror(errno)))): \(cString(message) ?? "no reason given")", .open)
         case .invalid(let code):

@@ -22,7 +22,7 @@ extension AllocatorRegistry {
     /// are attached (`Buffer.constraints`): the walk alone, what choosing
     /// costs when a buffer gets its memory.
     public func choose(_ request: BufferRequest, constraints: MergedConstraints) throws(SMAFError) -> Explanation {
-        try walk(request, constraints) { _, _ in .accepted("accepted by match(); nothing allocated") }.explanation
+        try walk(request, constraints) { _, _, _ in .accepted("accepted by match(); nothing allocated") }.explanation
     }
 
     /// What happened when the walk asked an allocator that matched to deliver.
@@ -49,12 +49,14 @@ extension AllocatorRegistry {
     /// made only when someone reads a reason), the debug log built only
     /// when it is on.
     func walk(_ request: BufferRequest, _ constraints: MergedConstraints,
-              attempt: (LoadedPlugin, CallStructs) -> Attempt) throws(SMAFError) -> Walk {
+              attempt: (LoadedPlugin, CallStructs, AllocationAudit.Expectation) -> Attempt) throws(SMAFError) -> Walk {
         let size = try request.minimumSize()
         let modifiers = try request.negotiate(with: constraints)
         var forced: LoadedPlugin?
         if let name = request.allocator { forced = try forcedPlugin(name) }
         let call = CallStructs(request: request, size: size, modifiers: modifiers, constraints: constraints)
+        let isImage = if case .image = request.shape { true } else { false }
+        let expectation = AllocationAudit.Expectation(request, size: size, modifiers: modifiers)
         var explanation = Explanation(forcedAllocator: request.allocator, devices: constraints.devices.map(\.name))
         explanation.entries.reserveCapacity(plugins.count)
         let logging = core.log.level >= .debug
@@ -75,14 +77,20 @@ extension AllocatorRegistry {
             if plugin.rank == .none && forced == nil {
                 note(.skipped, "rank none: used only when forced by name"); continue
             }
+            // What the allocator declared rules out, the core turns away itself: same words for every allocator.
+            if let refusal = plugin.capabilities?.refusal(isImage: isImage, readOnly: request.readOnly, modifiers: modifiers, constraints) {
+                note(.rejected, refusal); continue
+            }
             let store = verdicts ?? Verdicts.make(count: plugins.count)
             verdicts = store
-            switch plugin.match(call, verdict: store.slot(index)) {
+            let slot = store.slot(index)
+            switch plugin.match(call, verdict: slot) {
+            case 1 where slot.pointee.score != 0: note(.rejected, LoadedPlugin.scoreSet(slot.pointee.score)); continue
             case 1: break
             case 0: note(.rejected, .verdict(VerdictRef(verdicts: store, index: index))); continue
             case let code: note(.rejected, PluginStatus.invalidVerdict("match()", code)); continue
             }
-            switch attempt(plugin, call) {
+            switch attempt(plugin, call, expectation) {
             case .accepted(let reason):
                 note(.chosen, reason)
                 winner = plugin
@@ -153,7 +161,7 @@ extension LoadedPlugin {
     /// same call, returning text.)
     func match(_ c: CallStructs, verdict: UnsafeMutablePointer<smaf_verdict>) -> Int32 {
         serialized {
-            ops.pointee.match(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), verdict)
+            ops.match!(context, c.request, c.merged, c.devicePointers, UInt32(c.deviceCount), verdict)
         }
     }
 }

@@ -11,7 +11,11 @@ import Glibc
 /// One instance is created per open() and may be called from several threads
 /// at once unless `serialized` is true.
 public protocol AllocatorPlugin: SMAFPlugin {
-    /// Pure decision: no device memory allocated, no state changed.
+    /// What it can ever deliver, asked once after init (ABI 1.1). The core
+    /// turns away what this rules out before match() runs.
+    var capabilities: Capabilities { get }
+    /// Pure decision, for what the capabilities cannot say (formats, the
+    /// devices, limits): no device memory allocated, no state changed.
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict
     /// Allocates for inputs match() accepted. Implement this one, or the
     /// variant with the device list when the choice depends on the devices

@@ -27,6 +27,7 @@ public enum PluginExport {
             ops.pointee.allocate = allocateThunk
             ops.pointee.release = releaseThunk
             ops.pointee.describe_stats = statsThunk
+            ops.pointee.capabilities = capabilitiesThunk
             table.pointee.allocator = UnsafePointer(ops)
         }
     }
@@ -46,7 +47,8 @@ public enum PluginExport {
             table.pointee.struct_size = UInt32(MemoryLayout<smaf_plugin>.size)
             table.pointee.abi_major = UInt32(SMAF_PLUGIN_ABI_MAJOR)
             table.pointee.abi_minor = UInt32(SMAF_PLUGIN_ABI_MINOR)
-            table.pointee.abi_minor_required = 0
+            // Allocators leave to the core what their capabilities rule out: a 1.0 core would not.
+            table.pointee.abi_minor_required = 1
             table.pointee.kind = kind.rawValue
             table.pointee.flags = type.serialized ? SMAF_PLUGIN_FLAG_SERIALIZE.rawValue : 0
             table.pointee.name = UnsafePointer(strdup(type.name))
@@ -60,10 +62,20 @@ public enum PluginExport {
         }
     }
 
-    /// The per-open context handed to the core as `void *`.
+    /// The per-open context handed to the core as `void *`. It keeps the
+    /// plugin typed as an allocator too, so no call pays for a cast, and
+    /// the declared modifier list, which the core may read until close().
     private final class Context {
         let plugin: any SMAFPlugin
-        init(_ plugin: any SMAFPlugin) { self.plugin = plugin }
+        let allocator: (any AllocatorPlugin)?
+        var declaredModifiers: UnsafeMutablePointer<UInt64>?
+
+        init(_ plugin: any SMAFPlugin) {
+            self.plugin = plugin
+            allocator = plugin as? any AllocatorPlugin
+        }
+
+        deinit { declaredModifiers?.deallocate() }
     }
 
     static func plugin(_ raw: UnsafeMutableRawPointer?) -> any SMAFPlugin {
@@ -72,7 +84,23 @@ public enum PluginExport {
 
     private static func context(_ raw: UnsafeMutableRawPointer?) -> any AllocatorPlugin {
         // The kind was fixed when the table was built: only allocators get these ops.
-        plugin(raw) as! any AllocatorPlugin
+        Unmanaged<Context>.fromOpaque(raw!).takeUnretainedValue().allocator!
+    }
+
+    private static let capabilitiesThunk: @convention(c) (
+        UnsafeMutableRawPointer?, UnsafeMutablePointer<smaf_capabilities>?
+    ) -> Int32 = { ctx, caps in
+        guard let ctx, let caps else { return -EINVAL }
+        let context = Unmanaged<Context>.fromOpaque(ctx).takeUnretainedValue()
+        guard let allocator = context.allocator else { return -EINVAL }
+        let declared = allocator.capabilities
+        if context.declaredModifiers == nil && !declared.modifiers.isEmpty {
+            let list = UnsafeMutablePointer<UInt64>.allocate(capacity: declared.modifiers.count)
+            list.initialize(from: declared.modifiers.map(\.rawValue), count: declared.modifiers.count)
+            context.declaredModifiers = list
+        }
+        declared.write(to: caps, storage: context.declaredModifiers)
+        return 0
     }
 
     private static let openThunk: @convention(c) (

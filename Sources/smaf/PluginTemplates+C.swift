@@ -7,8 +7,9 @@ extension PluginTemplates {
          * \#(name): TODO say in one line what memory this allocator hands out and
          * which devices need it. As generated it serves sealed memfds (shared
          * memory nobody can shrink or grow): CPU-mappable, not a dma-buf, not
-         * contiguous. Put your heap in make_memory(), keep match() honest about
-         * what that memory is, and run `make check` after every change.
+         * contiguous. Put your heap in make_memory(), say what that memory is in
+         * capabilities() (the core turns away what it rules out), leave match()
+         * what only this plugin knows, and run `make check` after every change.
          */
         #define _GNU_SOURCE
         #include <errno.h>
@@ -37,19 +38,6 @@ extension PluginTemplates {
         {
         #define REFUSE(...) return snprintf(why, n, __VA_ARGS__), -EINVAL
             uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-            if (r->flags)
-                REFUSE("request flags 0x%x are not supported", r->flags);
-            if ((m->flags & SMAF_CONSTRAINT_DMABUF) || m->import_node)
-                REFUSE("%s memory is not a dma-buf; a device must import one", NAME);
-            if (m->flags & (SMAF_CONSTRAINT_CONTIGUOUS | SMAF_CONSTRAINT_SECURE))
-                REFUSE("%s memory is neither physically contiguous nor secure", NAME);
-            if ((m->dma_address_bits && m->dma_address_bits < 64) || m->address_alignment > page)
-                REFUSE("no address range is promised, only page alignment");
-            int linear = r->modifier_count == 0;
-            for (uint32_t i = 0; i < r->modifier_count; i++)
-                linear |= r->modifiers[i] == 0;
-            if (!linear)
-                REFUSE("LINEAR only");
             *size = r->size;
             *pitch = 0;
             if (r->width) {
@@ -150,18 +138,29 @@ extension PluginTemplates {
             close(allocation->fd);
         }
 
+        /* What every buffer is, said once (ABI 1.1): the core refuses devices
+         * that need a dma-buf, contiguity, an address range, read-only fds or
+         * another layout before match() is asked. TODO: your memory's truth. */
+        static int \#(cname)_capabilities(void *ctx, struct smaf_capabilities *caps)
+        {
+            (void)ctx;
+            caps->flags = SMAF_CAP_CPU_MAPPABLE | SMAF_CAP_BYTES | SMAF_CAP_IMAGES;
+            return 0;
+        }
+
         static const struct smaf_allocator_ops \#(cname)_ops = {
             .struct_size = sizeof(struct smaf_allocator_ops),
             .match = \#(cname)_match,
             .allocate = \#(cname)_allocate,
             .release = \#(cname)_release,
+            .capabilities = \#(cname)_capabilities,
         };
 
         static const struct smaf_plugin \#(cname)_plugin = {
             .struct_size = sizeof(struct smaf_plugin),
             .abi_major = SMAF_PLUGIN_ABI_MAJOR,
             .abi_minor = SMAF_PLUGIN_ABI_MINOR,
-            .abi_minor_required = 0,
+            .abi_minor_required = 1, /* the capabilities op: a 1.0 core would skip the checks it stands for */
             .kind = SMAF_PLUGIN_KIND_ALLOCATOR,
             .name = NAME,
             .description = "TODO: what memory, for which devices",

@@ -96,15 +96,12 @@ enum PluginTemplates {
 
             /// Decides from the request and the devices alone: no allocation, no state
             /// change, the same answer every time. Every rejection says why.
+            /// What every buffer is, said once: the core turns away devices
+            /// that need more (a dma-buf, contiguity, an address range, other
+            /// layouts) before match() is asked. TODO: your memory's truth.
+            var capabilities: Capabilities { Capabilities([.cpuMappable, .bytes, .images]) }
+
             func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
-                if let device = devices.first(where: \.needsDmaBuf) ?? (merged.needsDmaBuf ? merged : nil) {
-                    return .reject("\(Self.name) memory is not a dma-buf; \(device.name) must import one")
-                }
-                if merged.needsContiguous { return .reject("\(Self.name) memory is not physically contiguous") }
-                if merged.isSecure { return .reject("\(Self.name) memory is CPU-mappable, not secure") }
-                if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 { return .reject("no address range is promised") }
-                if merged.addressAlignment > Self.pageSize { return .reject("page alignment only") }
-                if !request.accepts(.linear) { return .reject("LINEAR only") }
                 if request.size == 0 { return .reject("a buffer of 0 bytes") }
                 if request.isImage && ((merged.maxWidth > 0 && request.width > merged.maxWidth)
                     || (merged.maxHeight > 0 && request.height > merged.maxHeight)) {

@@ -121,6 +121,10 @@ static int strict_layout(const struct smaf_request *r, const struct smaf_constra
         return snprintf(why, why_size, "%llu bytes is not a size this fixture allocates",
                         (unsigned long long)r->size), -EINVAL;
 #endif
+#if SMAF_PLUGIN_ABI_MINOR < 1
+    /* Built against ABI 1.0, which has no capabilities: the generic checks
+     * are the plugin's own. From 1.1 strict_capabilities declares them and
+     * the core makes them. */
     if (r->flags)
         return snprintf(why, why_size, "request flags 0x%x are not supported", r->flags), -EINVAL;
     if (m->flags & (SMAF_CONSTRAINT_CONTIGUOUS | SMAF_CONSTRAINT_SECURE | SMAF_CONSTRAINT_DMABUF) || m->import_node)
@@ -133,6 +137,7 @@ static int strict_layout(const struct smaf_request *r, const struct smaf_constra
     if (r->modifier_count)
         return snprintf(why, why_size, "LINEAR only"), -EINVAL;
 linear_ok:
+#endif
     if (r->width) {
         uint64_t bpp = strict_bpp(r->fourcc);
 #ifndef FIXTURE_ACCEPTS_BAD_REQUESTS
@@ -369,6 +374,17 @@ static size_t fixture_stats(void *ctx, char *buffer, size_t size)
 }
 #endif
 
+#if defined(FIXTURE_STRICT) && SMAF_PLUGIN_ABI_MINOR >= 1
+/* What the strict fixture's memfds are (ABI 1.1): mappable, linear, page
+ * aligned, not dma-bufs; the core turns away the rest before match(). */
+static int strict_capabilities(void *ctx, struct smaf_capabilities *caps)
+{
+    (void)ctx;
+    caps->flags = SMAF_CAP_CPU_MAPPABLE | SMAF_CAP_BYTES | SMAF_CAP_IMAGES;
+    return 0;
+}
+#endif
+
 static const struct smaf_allocator_ops ops = {
     .struct_size = sizeof(struct smaf_allocator_ops),
     .match = fixture_match,
@@ -378,6 +394,9 @@ static const struct smaf_allocator_ops ops = {
 #endif
 #ifdef FIXTURE_STATS_RETURNS
     .describe_stats = fixture_stats,
+#endif
+#if defined(FIXTURE_STRICT) && SMAF_PLUGIN_ABI_MINOR >= 1
+    .capabilities = strict_capabilities,
 #endif
 };
 

@@ -94,7 +94,7 @@ struct GBMTests {
         try buffer.materialize()
         let gbm = try #require(Self.entry(buffer, "gbm"))
         #expect(gbm.outcome == .rejected)
-        #expect(gbm.reason == "gbm allocates images; ask memfd or dmaheap for bytes")
+        #expect(gbm.reason == "it serves images, not plain byte buffers", "the core, from gbm's capabilities")
         #expect(buffer.explanation?.chosen == "memfd")
     }
 

@@ -121,7 +121,7 @@ struct SecureVMTests {
         let buffer = try r.buffer(.bytes(4096, allocator: "memfd"))
         try buffer.markSecure(module: "test")
         let e = #expect(throws: SMAFError.self) { try buffer.materialize() }
-        #expect(e?.message == "forced allocator memfd cannot satisfy the request: memfd: udmabuf dma-bufs are always writable (the kernel exports them O_RDWR); a read-only fd needs dmaheap or dumb")
+        #expect(e?.message == "forced allocator memfd cannot satisfy the request: memfd: it cannot hand out read-only fds, which a secure module that denies CPU writes needs")
     }
 
     /// Release scrubs a writable secure buffer: an fd a device kept shows

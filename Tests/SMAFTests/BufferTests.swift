@@ -125,7 +125,7 @@ import Testing
         camera.contiguous = true
         let buffer = try registry.buffer(.bytes(1 << 20), devices: [camera])
         let error = #expect(throws: SMAFError.self) { try buffer.materialize() }
-        #expect(error?.message == "no allocator can satisfy the request: memfd: memfd pages are not physically contiguous (the cma allocator verifies contiguity)")
+        #expect(error?.message == "no allocator can satisfy the request: memfd: it cannot deliver physically contiguous memory, which device camera needs")
         let tiledOnly = try registry.buffer(.image(width: 64, height: 64, format: .xrgb8888, modifiers: [Modifier(rawValue: 0x0100_0000_0000_0001)]))
         #expect(throws: SMAFError.self) { try tiledOnly.materialize() }
     }

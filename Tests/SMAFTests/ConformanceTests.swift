@@ -51,7 +51,7 @@ import Testing
         ("FIXTURE_NONDETERMINISTIC", ["match-deterministic", "concurrent-calls"], "accepted, then rejected (busy every other call)"),
         ("FIXTURE_MATCH_SIDE_EFFECT", ["match-side-effect-free", "bad-requests", "concurrent-calls", "open-close-repeated"], "match() calls changed the open fds"),
         ("FIXTURE_LIES_ABOUT_SIZE", ["allocation-honours-match", "concurrent-calls"], "the fd holds 2048 bytes, not the 4096 the allocation reports"),
-        ("FIXTURE_WRONG_PITCH", ["allocation-honours-match", "concurrent-calls"], "plane 0 pitch 400 is not a multiple of the pitch alignment 256"),
+        ("FIXTURE_WRONG_PITCH", ["allocation-honours-match", "concurrent-calls"], "its pitch 400 is not a multiple of 256"),
         ("FIXTURE_LEAK_FD", ["release-closes-fds", "concurrent-calls", "open-close-repeated"], "allocate/release cycles changed the open fds"),
         ("FIXTURE_THREAD_UNSAFE", ["concurrent-calls"], "two allocations alive at once share fd"),
         ("FIXTURE_CLOSE_LEAKS", ["open-close-repeated"], "7 open/close cycles changed the open fds"),

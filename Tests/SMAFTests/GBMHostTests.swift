@@ -31,6 +31,6 @@ struct GBMHostTests {
     @Test func plainBytesAreRejectedWithTheReason() throws {
         let registry = try TestSupport.registry([TestSupport.shippedPlugin("gbm")])
         let error = #expect(throws: SMAFError.self) { try registry.buffer(.bytes(4096)).materialize() }
-        #expect(error?.message == "no allocator can satisfy the request: gbm: gbm allocates images; ask memfd or dmaheap for bytes")
+        #expect(error?.message == "no allocator can satisfy the request: gbm: it serves images, not plain byte buffers")
     }
 }

@@ -34,108 +34,7 @@
 
 #include <smaf/plugin.h>
 
-#define NAME "carveout"
-#define DEFAULT_BUDGET (32ull << 20)
-#define PITCH_ALIGN 64 /* rows on cache lines when no device asks for more */
-#define FOURCC(a, b, c, d) ((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
-
-struct carveout {
-    pthread_mutex_t lock;     /* guards reserve, used, buffers and the reserve's holes */
-    int reserve;              /* memfd holding the part of the budget not handed out; -1 until committed */
-    uint64_t budget;
-    uint64_t used;            /* bytes in buffers between allocate and release */
-    unsigned buffers;
-    int udmabuf;              /* /dev/udmabuf, or -1: then buffers are plain memfds */
-    uint64_t udmabuf_limit;   /* its size_limit_mb in bytes, 0 if unknown */
-    const struct smaf_core *core;
-};
-
-static uint64_t page_size(void) { return (uint64_t)sysconf(_SC_PAGESIZE); }
-
-/* x rounded up to a multiple of align (0/1: x); 0 on overflow. */
-static uint64_t round_up(uint64_t x, uint64_t align)
-{
-    if (align <= 1)
-        return x;
-    return x > UINT64_MAX - (align - 1) ? 0 : (x + align - 1) / align * align;
-}
-
-static uint64_t gcd(uint64_t a, uint64_t b) { return b ? gcd(b, a % b) : a; }
-
-/* The smallest multiple of both (0 counts as 1); 0 on overflow. */
-static uint64_t lcm(uint64_t a, uint64_t b)
-{
-    a = a ? a : 1, b = b ? b : 1;
-    uint64_t q = a / gcd(a, b);
-    return q > UINT64_MAX / b ? 0 : q * b;
-}
-
-/* "32M", "65536", "1G" -> bytes; 0 if it is not a size. */
-static uint64_t parse_size(const char *text)
-{
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
-    if (errno || end == text || (shift && end[1]) || (!shift && *end) || n > (UINT64_MAX >> shift))
-        return 0;
-    return (uint64_t)n << shift;
-}
-
-/* A "Key:   1234 kB" line of /proc/meminfo in bytes; 0 if absent. */
-static uint64_t meminfo(const char *text, const char *key)
-{
-    size_t n = strlen(key);
-    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
-        if (!strncmp(line, key, n) && line[n] == ':')
-            return strtoull(line + n + 1, NULL, 10) << 10;
-    return 0;
-}
-
-/* 0 if `bytes` can be taken from the system now, else -ENOMEM with the
- * figures in `why`. The kernel does not refuse shmem pages it does not have:
- * it reclaims, then calls the OOM killer. Like smaf's own check (SMAFSys
- * MemoryHeadroom, which also reads the cgroup's limit), it keeps 1/32 of
- * the RAM, at most 256 MiB, free for everything else. */
-static int check_memory(uint64_t bytes, char *why, size_t n)
-{
-    char text[4096];
-    FILE *f = fopen("/proc/meminfo", "re");
-    size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    if (f)
-        fclose(f);
-    text[len] = 0;
-    uint64_t available = meminfo(text, "MemAvailable"), total = meminfo(text, "MemTotal");
-    if (!available || !total)
-        return 0; /* nothing to judge by */
-    uint64_t keep = total / 32 < (256ull << 20) ? total / 32 : 256ull << 20;
-    uint64_t spare = available > keep ? available - keep : 0;
-    if (bytes <= spare)
-        return 0;
-    return snprintf(why, n, "cannot commit the %llu-byte budget now: %llu bytes available (MemAvailable %llu, less %llu kept free)",
-                    (unsigned long long)bytes, (unsigned long long)spare, (unsigned long long)available,
-                    (unsigned long long)keep), -ENOMEM;
-}
-
-/* The carve-out itself, on first use: every page of the budget allocated
- * now. The caller holds the lock; 0, or a negative errno with `why`. */
-static int commit_budget(struct carveout *co, char *why, size_t n)
-{
-    if (co->reserve >= 0)
-        return 0;
-    int err = check_memory(co->budget, why, n);
-    if (err)
-        return err;
-    int fd = memfd_create("smaf-carveout-reserve", MFD_CLOEXEC);
-    err = fd < 0 ? errno : fallocate(fd, 0, 0, (off_t)co->budget) < 0 ? errno : 0;
-    if (err) {
-        if (fd >= 0)
-            close(fd);
-        return snprintf(why, n, "cannot commit %llu bytes: %s", (unsigned long long)co->budget, strerror(err)), -err;
-    }
-    co->reserve = fd;
-    return 0;
-}
+#include "carveout.h"
 
 static int carveout_open(const struct smaf_core *core, void **ctx, char *error, size_t error_size)
 {
@@ -177,59 +76,16 @@ static void carveout_close(void *ctx)
     free(co);
 }
 
-/* Bytes per pixel of the single-plane formats laid out here, 0 for others. */
-static uint64_t bytes_per_pixel(uint32_t fourcc)
-{
-    switch (fourcc) {
-    case FOURCC('X', 'R', '2', '4'): case FOURCC('A', 'R', '2', '4'):
-    case FOURCC('X', 'B', '2', '4'): case FOURCC('A', 'B', '2', '4'): return 4;
-    case FOURCC('R', 'G', '1', '6'): case FOURCC('Y', 'U', 'Y', 'V'): return 2;
-    case FOURCC('R', '8', ' ', ' '): return 1;
-    }
-    return 0;
-}
-
-static int needs_dmabuf(const struct smaf_constraints *c)
-{
-    return (c->flags & SMAF_CONSTRAINT_DMABUF) || c->import_node;
-}
-
 /* Everything match() decides, also run again by allocate(): 0 with the
  * page-rounded size and pitch, or -EINVAL with the reason. Reads only what
  * open() fixed, so the same inputs always give the same answer. */
 static int plan(const struct carveout *co, const struct smaf_request *r, const struct smaf_constraints *m,
-                const struct smaf_constraints *const *devices, uint32_t device_count,
                 uint64_t *size, uint64_t *pitch, char *why, size_t n)
 {
 #define REFUSE(...) return snprintf(why, n, __VA_ARGS__), -EINVAL
-    if (r->flags)
-        REFUSE("request flags 0x%x are not supported (carveout hands out writable memory)", r->flags);
-    if (m->flags & SMAF_CONSTRAINT_SECURE)
-        REFUSE("carve-out pages are CPU-mappable; a secure buffer needs a secure allocator");
-    if (m->flags & SMAF_CONSTRAINT_CONTIGUOUS)
-        REFUSE("carve-out pages are ordinary pages, not physically contiguous");
-    if ((m->dma_address_bits && m->dma_address_bits < 64) || m->address_alignment > page_size())
-        REFUSE("carve-out pages promise no address range and only page alignment");
-    for (uint32_t i = 0; i < device_count; i++) {
-        const struct smaf_constraints *d = devices[i];
-        if (!needs_dmabuf(d))
-            continue;
-        if (co->udmabuf < 0)
-            REFUSE("device %s needs a dma-buf and /dev/udmabuf is unavailable", d->name ? d->name : "?");
-        int importable = d->importable_count == 0;
-        for (uint32_t k = 0; k < d->importable_count; k++)
-            importable |= d->importable_from[k] && !strcmp(d->importable_from[k], "udmabuf");
-        if (!importable)
-            REFUSE("device %s cannot import udmabuf dma-bufs (measured by the probe)", d->name ? d->name : "?");
-    }
-    if (needs_dmabuf(m) && co->udmabuf < 0)
-        REFUSE("a device needs a dma-buf and /dev/udmabuf is unavailable");
-    int linear = r->modifier_count == 0;
-    for (uint32_t i = 0; i < r->modifier_count; i++)
-        linear |= r->modifiers[i] == 0;
-    if (!linear)
-        REFUSE("carve-out buffers are LINEAR only");
-
+    /* Devices that need a dma-buf, read-only fds, contiguity, address
+     * limits, other layouts, importers that refuse udmabuf: the core turns
+     * those away from what carveout_capabilities declares. */
     uint64_t bytes = r->size;
     *pitch = 0;
     if (r->width) {
@@ -271,18 +127,8 @@ static int carveout_match(void *ctx, const struct smaf_request *request, const s
                           struct smaf_verdict *verdict)
 {
     uint64_t size, pitch;
-    return plan(ctx, request, merged, devices, device_count, &size, &pitch, verdict->reason, sizeof verdict->reason) == 0;
-}
-
-/* The reserve's pages fill [0, budget - used): a buffer takes `size` bytes
- * off the top and gives them back there, so only counts need tracking. */
-
-/* Give `size` bytes back to the reserve; the caller holds the lock. */
-static void refill(struct carveout *co, uint64_t size)
-{
-    if (fallocate(co->reserve, 0, (off_t)(co->budget - co->used), (off_t)size) < 0 && co->core->log)
-        co->core->log(co->core->core_data, SMAF_LOG_WARNING, NAME, "could not refill the reserve; the budget is no longer all committed");
-    co->used -= size;
+    (void)devices; (void)device_count;
+    return plan(ctx, request, merged, &size, &pitch, verdict->reason, sizeof verdict->reason) == 0;
 }
 
 static int carveout_allocate(void *ctx, const struct smaf_request *request, const struct smaf_constraints *merged,
@@ -291,7 +137,8 @@ static int carveout_allocate(void *ctx, const struct smaf_request *request, cons
 {
     struct carveout *co = ctx;
     uint64_t size, pitch;
-    int err = plan(co, request, merged, devices, device_count, &size, &pitch, error, error_size);
+    (void)devices; (void)device_count;
+    int err = plan(co, request, merged, &size, &pitch, error, error_size);
     if (err)
         return err;
 
@@ -383,19 +230,36 @@ static size_t carveout_stats(void *ctx, char *buffer, size_t size)
     return n < 0 ? 0 : (size_t)n + 1;
 }
 
+/* What every carve-out buffer is (ABI 1.1): mappable, linear, page aligned,
+ * a udmabuf dma-buf where /dev/udmabuf is, never read-only or contiguous.
+ * Only fields inside caps->struct_size are written (the ABI's growth rule). */
+static int carveout_capabilities(void *ctx, struct smaf_capabilities *caps)
+{
+    const struct carveout *co = ctx;
+    if (caps->struct_size < offsetof(struct smaf_capabilities, exporter) + sizeof caps->exporter)
+        return -EINVAL;
+    caps->flags = SMAF_CAP_CPU_MAPPABLE | SMAF_CAP_BYTES | SMAF_CAP_IMAGES;
+    if (co->udmabuf >= 0) {
+        caps->flags |= SMAF_CAP_DMABUF;
+        snprintf(caps->exporter, sizeof caps->exporter, "udmabuf");
+    }
+    return 0;
+}
+
 static const struct smaf_allocator_ops carveout_ops = {
     .struct_size = sizeof(struct smaf_allocator_ops),
     .match = carveout_match,
     .allocate = carveout_allocate,
     .release = carveout_release,
     .describe_stats = carveout_stats,
+    .capabilities = carveout_capabilities,
 };
 
 static const struct smaf_plugin carveout_plugin = {
     .struct_size = sizeof(struct smaf_plugin),
     .abi_major = SMAF_PLUGIN_ABI_MAJOR,
     .abi_minor = SMAF_PLUGIN_ABI_MINOR,
-    .abi_minor_required = 0, /* uses nothing newer than ABI 1.0 */
+    .abi_minor_required = 1, /* its match() leaves to the core what the capabilities rule out */
     .kind = SMAF_PLUGIN_KIND_ALLOCATOR,
     .name = NAME,
     .description = "a fixed RAM budget committed on first use, one sealed memfd per buffer (udmabuf dma-buf where available)",

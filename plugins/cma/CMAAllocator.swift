@@ -156,21 +156,16 @@ final class CMAAllocator: AllocatorPlugin {
                              maxSegments: segments > 1 && pages > segments ? segments : nil))
     }
 
+    /// udmabuf dma-bufs over ranges of one region: mappable, linear, never
+    /// read-only (udmabuf exports O_RDWR), contiguous and below an address
+    /// limit when pagemap shows it (match() checks what this process can see).
+    var capabilities: Capabilities {
+        Capabilities([.dmaBuf, .cpuMappable, .contiguous, .addressLimits, .bytes, .images], exporter: "udmabuf")
+    }
+
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
         if let reason = udmabuf.unavailableReason {
             return .reject("its buffers are udmabuf dma-bufs over ranges of one region, and /dev/udmabuf is unavailable (\(reason))")
-        }
-        if merged.isSecure {
-            return .reject("cma memory is always CPU-mappable; a secure buffer needs a secure allocator")
-        }
-        if request.readOnly {
-            return .reject("udmabuf dma-bufs are always writable (the kernel exports them O_RDWR); a read-only fd needs dmaheap or dumb")
-        }
-        if !request.accepts(.linear) {
-            return .reject("cma buffers are LINEAR only; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
-        }
-        if let device = devices.first(where: { $0.needsDmaBuf && !$0.canImport(from: "udmabuf") }) {
-            return .reject("device \(device.name) cannot import udmabuf dma-bufs (measured by the probe)")
         }
         switch plan(request, merged) {
         case .failure(let refusal): return .reject(refusal.reason)

@@ -85,22 +85,24 @@ final class DmaHeapAllocator: AllocatorPlugin {
         return .success(chosen)
     }
 
+    /// Real dma-bufs, read-only on request (allocated without O_RDWR),
+    /// linear; contiguous only where a CMA heap exists. Which heap serves a
+    /// buffer (and so its exporter and alignment) depends on the request:
+    /// match() checks those.
+    var capabilities: Capabilities {
+        let usable = heaps.filter { $0.fd != nil }
+        var flags: Capabilities.Flags = [.dmaBuf, .readOnly, .bytes, .images]
+        if usable.contains(where: { $0.kind != .other }) { flags.insert(.cpuMappable) }
+        let cma = usable.contains { $0.kind == .cma }
+        if cma { flags.insert(.contiguous) }
+        return Capabilities(flags, addressAlignment: cma ? 4 * Memory.pageSize : 0)
+    }
+
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
         let heap: Heap
         switch self.heap(contiguous: merged.needsContiguous) {
         case .success(let h): heap = h
         case .failure(let f): return .reject(f.message)
-        }
-        if merged.isSecure {
-            return .reject("dma-heap memory is CPU-mappable by whoever holds the fd; a secure buffer needs a secure allocator")
-        }
-        if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 {
-            return .reject(heap.kind == .cma
-                ? "CMA heap \(heap.name): its region is not verified below 2^\(merged.dmaAddressBits)"
-                : "heap \(heap.name) pages may lie anywhere in RAM; cannot promise addresses below 2^\(merged.dmaAddressBits)")
-        }
-        if !request.accepts(.linear) {
-            return .reject("dma-heap buffers are LINEAR only; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
         }
         if heap.kind == .other && merged.needsCPUAccess {
             return .reject("heap \(heap.name) is not known to be CPU-mappable (only system and CMA heaps are)")

@@ -84,24 +84,20 @@ final class DumbAllocator: AllocatorPlugin {
         return .failure(PluginError(errno: ENODEV, reasons.joined(separator: "; ")))
     }
 
+    /// Linear images on a DRM device, exported with PRIME: CPU-mappable
+    /// dma-bufs, read-only on request (PRIME without DRM_RDWR). Their
+    /// exporter is the device's driver, which match() picks.
+    var capabilities: Capabilities {
+        Capabilities([.dmaBuf, .cpuMappable, .readOnly, .images], modifiers: [.linear, .invalid])
+    }
+
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
-        guard let format = request.format, request.isImage else {
-            return .reject("dumb buffers are images; ask memfd or dmaheap for plain bytes")
-        }
-        guard Self.bitsPerPixel(format) != nil else {
-            return .reject("dumb buffers take single-plane RGB formats only, not \(format.code)")
-        }
-        if !request.accepts(.linear) && !request.accepts(.invalid) {
-            return .reject("dumb buffers are LINEAR; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
+        guard let format = request.format, Self.bitsPerPixel(format) != nil else {
+            return .reject("dumb buffers take single-plane RGB formats only, not \(request.format?.code ?? "none")")
         }
         // The kernel lays the buffer out; packed tightly is the least it takes (and more than RAM is refused).
         if case .failure(let failure) = request.linearLayout(merged: merged, defaultPitchAlignment: 1) {
             return .reject("\(failure.description), even packed tightly")
-        }
-        if merged.needsContiguous { return .reject("dumb buffers are not verified physically contiguous") }
-        if merged.isSecure { return .reject("dumb buffers are CPU-mappable; a secure buffer needs a secure allocator") }
-        if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 {
-            return .reject("dumb buffer addresses are not verified below 2^\(merged.dmaAddressBits)")
         }
         let onlyRender = merged.usage & (SMAF_USAGE_RENDER.rawValue | SMAF_USAGE_TEXTURE.rawValue) != 0
             && merged.usage & (SMAF_USAGE_SCANOUT.rawValue | SMAF_USAGE_CPU_READ.rawValue | SMAF_USAGE_CPU_WRITE.rawValue) == 0

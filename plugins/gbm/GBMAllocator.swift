@@ -30,21 +30,16 @@ final class GBMAllocator: AllocatorPlugin {
         configuredNode = core.config("device")
     }
 
+    /// Images in the layouts the device's driver offers, exported with
+    /// PRIME (read-only on request), page aligned. Not secure: measured,
+    /// kms_swrast accepts GBM_BO_USE_PROTECTED and hands out ordinary,
+    /// CPU-readable memory. Mappable only when linear, which match() checks.
+    var capabilities: Capabilities {
+        Capabilities([.dmaBuf, .cpuMappable, .readOnly, .images, .anyModifier])
+    }
+
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
-        guard request.isImage, let format = request.format else { return .reject(Self.bytesReason) }
-        if merged.needsContiguous {
-            return .reject("gbm cannot promise physically contiguous memory (the cma allocator verifies contiguity)")
-        }
-        if merged.isSecure {
-            // Measured: kms_swrast accepts GBM_BO_USE_PROTECTED and hands out ordinary, CPU-readable memory.
-            return .reject("gbm cannot verify that GBM_BO_USE_PROTECTED keeps the CPU out; a secure buffer needs a secure allocator")
-        }
-        if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 {
-            return .reject("gbm cannot promise addresses below 2^\(merged.dmaAddressBits)")
-        }
-        if merged.addressAlignment > Memory.pageSize {
-            return .reject("gbm BOs are page aligned (\(Memory.pageSize) bytes), not \(merged.addressAlignment)")
-        }
+        guard let format = request.format else { return .reject(Self.bytesReason) }
         if merged.needsCPUAccess && !Self.implicitAccepted(request) && !request.accepts(.linear) {
             return .reject("the CPU maps the buffer, which needs a linear layout; the devices accept only \(Self.list(request.modifiers))")
         }

@@ -26,31 +26,16 @@ final class MemfdAllocator: AllocatorPlugin {
         }
     }
 
+    /// Shared memory pages: mappable, linear, page aligned, anywhere in RAM;
+    /// a dma-buf only where udmabuf makes one (always O_RDWR, so never
+    /// read-only). The core turns away what this rules out.
+    var capabilities: Capabilities {
+        var flags: Capabilities.Flags = [.cpuMappable, .bytes, .images]
+        if udmabuf.isAvailable { flags.insert(.dmaBuf) }
+        return Capabilities(flags, exporter: udmabuf.isAvailable ? "udmabuf" : "")
+    }
+
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
-        if request.readOnly {
-            return .reject("udmabuf dma-bufs are always writable (the kernel exports them O_RDWR); a read-only fd needs dmaheap or dumb")
-        }
-        if merged.needsContiguous {
-            return .reject("memfd pages are not physically contiguous (the cma allocator verifies contiguity)")
-        }
-        if merged.isSecure {
-            return .reject("memfd memory is always CPU-mappable; a secure buffer needs a secure allocator")
-        }
-        if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 {
-            return .reject("memfd pages may lie anywhere in RAM; cannot promise addresses below 2^\(merged.dmaAddressBits)")
-        }
-        if merged.addressAlignment > Memory.pageSize {
-            return .reject("memfd aligns to pages (\(Memory.pageSize) bytes), not \(merged.addressAlignment)")
-        }
-        if !request.accepts(.linear) {
-            return .reject("memfd buffers are LINEAR only; the devices accept \(request.modifiers.map { Modifier(rawValue: $0).description }.joined(separator: ", "))")
-        }
-        if !udmabuf.isAvailable, let device = devices.first(where: { $0.needsDmaBuf }) {
-            return .reject("device \(device.name) needs a dma-buf and /dev/udmabuf is unavailable")
-        }
-        if let device = devices.first(where: { $0.needsDmaBuf && !$0.canImport(from: "udmabuf") }) {
-            return .reject("device \(device.name) cannot import udmabuf dma-bufs (measured by the probe)")
-        }
         let size: UInt64
         switch request.linearLayout(merged: merged, defaultPitchAlignment: Self.defaultPitchAlignment) {
         case .success(let layout): size = layout.size

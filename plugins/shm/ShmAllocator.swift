@@ -40,19 +40,11 @@ final class ShmAllocator: AllocatorPlugin {
         capacity = UInt64(fs.f_blocks) * UInt64(fs.f_frsize)
     }
 
+    /// POSIX shared memory files: mappable, linear, page aligned, never
+    /// dma-bufs. The core turns away devices that need more.
+    var capabilities: Capabilities { Capabilities([.cpuMappable, .bytes, .images]) }
+
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
-        if let device = devices.first(where: \.needsDmaBuf) ?? (merged.needsDmaBuf ? merged : nil) {
-            return .reject("shm files are not dma-bufs; \(device.name) must import one")
-        }
-        if merged.needsContiguous { return .reject("shm pages are not physically contiguous") }
-        if merged.isSecure { return .reject("shm memory is mappable by any holder of the fd; a secure buffer needs a secure allocator") }
-        if merged.dmaAddressBits > 0 && merged.dmaAddressBits < 64 {
-            return .reject("shm pages may lie anywhere in RAM; cannot promise addresses below 2^\(merged.dmaAddressBits)")
-        }
-        if merged.addressAlignment > Memory.pageSize {
-            return .reject("shm aligns to pages (\(Memory.pageSize) bytes), not \(merged.addressAlignment)")
-        }
-        if !request.accepts(.linear) { return .reject("shm buffers are LINEAR only") }
         if request.size == 0 { return .reject("a buffer of 0 bytes") }
         if request.isImage && ((merged.maxWidth > 0 && request.width > merged.maxWidth)
             || (merged.maxHeight > 0 && request.height > merged.maxHeight)) {

@@ -7,13 +7,22 @@
  * contract, so a plugin can be written in C, Swift or anything that exports
  * C symbols.
  *
- * Growing the ABI without breaking old plugins:
- *  - Every struct starts with `struct_size`. The writer of a struct sets it to
- *    sizeof() as it knows it; the reader only reads fields that lie inside it.
- *  - New fields are appended, never inserted, and SMAF_PLUGIN_ABI_MINOR grows.
- *    An incompatible change bumps SMAF_PLUGIN_ABI_MAJOR; the core refuses a
- *    plugin whose major differs from its own.
- *  - `reserved` space is zero and must be left alone.
+ * How the ABI grows (one rule, applied mechanically by the core's loader):
+ *  - A struct only grows at its end. A published field keeps its offset,
+ *    type and meaning for the life of the major version; each field added
+ *    after 1.0 says "since 1.N".
+ *  - Every struct starts with `struct_size`: how many bytes its writer has.
+ *    The reader reads a field only if offsetof(field) + sizeof(field) <=
+ *    struct_size, and treats a field beyond it as 0 / NULL, which every
+ *    added field defines to mean "as before". The core never copies a whole
+ *    plugin struct.
+ *  - Fields with no meaning yet (the `reserved` words, smaf_verdict.score)
+ *    must be zero: the core refuses a plugin that sets one, so a later minor
+ *    can give it a meaning without old plugins having said something else.
+ *  - A plugin states the minor it was built for (abi_minor) and the oldest
+ *    core minor it can work with (abi_minor_required); the two sides use
+ *    min(core minor, plugin minor). An incompatible change bumps
+ *    SMAF_PLUGIN_ABI_MAJOR; the core refuses a plugin of another major.
  *
  * Ownership: every fd a plugin hands out in a `smaf_allocation` stays owned by
  * the plugin until the core calls `release` for that allocation; the core
@@ -35,7 +44,7 @@ extern "C" {
 #endif
 
 #define SMAF_PLUGIN_ABI_MAJOR 1
-#define SMAF_PLUGIN_ABI_MINOR 0
+#define SMAF_PLUGIN_ABI_MINOR 1
 
 /* The one symbol a plugin exports. Do not rename. */
 #define SMAF_PLUGIN_ENTRY smaf_plugin_entry
@@ -84,14 +93,14 @@ struct smaf_core {
     uint32_t struct_size;
     uint32_t abi_major;
     uint32_t abi_minor;
-    uint32_t reserved0;
+    uint32_t reserved0;         /* must be 0 */
     void *core_data;
     /* Log one line on behalf of `plugin`. Safe from any thread. */
     void (*log)(void *core_data, int level, const char *plugin, const char *message);
     /* A configuration value for `plugin` (from SMAF_<PLUGIN>_<KEY> or the
      * config file), or NULL. The string lives as long as the core. */
     const char *(*config)(void *core_data, const char *plugin, const char *key);
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
 };
 
 /* One accepted format and the modifiers accepted with it. A modifier list
@@ -125,9 +134,9 @@ struct smaf_constraints {
      * import from ("udmabuf", "dma-heap:system", "drm:virtio_gpu", see
      * smaf_allocation.exporter). NULL/0: not known, assume importable. */
     uint32_t importable_count;
-    uint32_t reserved0;
+    uint32_t reserved0;         /* must be 0 */
     const char *const *importable_from;
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
 };
 
 /* Request flags (smaf_request.flags). */
@@ -148,18 +157,18 @@ struct smaf_request {
     uint32_t fourcc;            /* 0 for a plain byte buffer */
     uint32_t modifier_count;    /* acceptable modifiers after merging; 0 = any */
     const uint64_t *modifiers;
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
 };
 
 /* The verdict of match(). */
 struct smaf_verdict {
     uint32_t struct_size;
-    int32_t score;              /* reserved for tie-breaks, 0 */
+    int32_t score;              /* no meaning yet: must stay 0 */
     char reason[SMAF_REASON_MAX];
 };
 
 struct smaf_plane {
-    int32_t fd;                 /* -1: the allocation's fd */
+    int32_t fd;                 /* must be -1: the plane lies in the allocation's fd */
     uint32_t stride;
     uint64_t offset;
 };
@@ -184,7 +193,7 @@ struct smaf_allocation {
     uint32_t fourcc;            /* 0 for a plain byte buffer */
     uint32_t width;
     uint32_t height;
-    uint32_t reserved0;
+    uint32_t reserved0;         /* must be 0 */
     uint64_t modifier;
     struct smaf_plane planes[SMAF_MAX_PLANES];
     uint64_t largest_contiguous; /* bytes; 0 if not verified */
@@ -194,13 +203,43 @@ struct smaf_allocation {
      * smaf_constraints.importable_from: "udmabuf", "dma-heap:<heap>",
      * "drm:<driver>" (a DRM device's own buffer). Empty if not a dma-buf. */
     char exporter[SMAF_NAME_MAX];
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
 };
 
-/* Allocator operations. All but `describe_stats` are required. */
+/* What an allocator can ever deliver (since 1.1). The core rejects, before
+ * match() is called, every request the declaration rules out, with the
+ * same words whichever allocator it hits, so match() is left with what only
+ * the allocator knows (its formats, its devices, its limits). An allocation
+ * that breaks the declaration is a failed allocation. */
+enum smaf_capability_flags {
+    SMAF_CAP_DMABUF = 1u << 0,         /* its fds are real dma-bufs */
+    SMAF_CAP_CPU_MAPPABLE = 1u << 1,   /* mmap() on its fds works */
+    SMAF_CAP_READ_ONLY = 1u << 2,      /* honours SMAF_REQUEST_READ_ONLY */
+    SMAF_CAP_CONTIGUOUS = 1u << 3,     /* can deliver verified physically contiguous memory */
+    SMAF_CAP_ADDRESS_LIMITS = 1u << 4, /* can keep memory below a device's dma_address_bits, verified */
+    SMAF_CAP_SECURE = 1u << 5,         /* memory the CPU cannot map, for SMAF_CONSTRAINT_SECURE devices */
+    SMAF_CAP_BYTES = 1u << 6,          /* serves plain byte buffers (fourcc 0) */
+    SMAF_CAP_IMAGES = 1u << 7,         /* serves images */
+    SMAF_CAP_ANY_MODIFIER = 1u << 8,   /* lays out the modifiers its device's driver offers (modifiers ignored) */
+};
+
+struct smaf_capabilities {
+    uint32_t struct_size;
+    uint32_t flags;                 /* enum smaf_capability_flags bits */
+    uint64_t address_alignment;     /* every buffer starts aligned to this many bytes; 0: a page */
+    uint32_t modifier_count;        /* the layouts it makes; 0: LINEAR only (or any, with SMAF_CAP_ANY_MODIFIER) */
+    uint32_t padding;               /* must be 0 */
+    const uint64_t *modifiers;      /* valid until close(); the core copies them */
+    /* The exporter of every dma-buf it makes ("udmabuf"), as in
+     * smaf_allocation.exporter; "" when it depends on the buffer (a DRM
+     * device's own buffers), and match() then checks importers itself. */
+    char exporter[SMAF_NAME_MAX];
+};
+
+/* Allocator operations. All but `describe_stats` and `capabilities` are required. */
 struct smaf_allocator_ops {
     uint32_t struct_size;
-    uint32_t reserved0;
+    uint32_t reserved0;         /* must be 0 */
     /* Decide whether this plugin can satisfy the request for these devices.
      * Must not allocate device memory or change any state visible outside
      * the plugin; the same inputs must give the same verdict.
@@ -222,7 +261,13 @@ struct smaf_allocator_ops {
     /* Optional: a human readable state report (e.g. a region map). Writes
      * at most `size` bytes including the NUL; returns the length needed. */
     size_t (*describe_stats)(void *plugin_ctx, char *buffer, size_t size);
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
+    /* Since 1.1, optional: what the allocator can ever deliver, asked once
+     * after open(). Fill `caps` (the core zeroed it and set struct_size;
+     * write only fields inside it) and return 0, or a negative errno to be
+     * skipped. NULL: the core filters nothing and match() decides all, as
+     * in 1.0. */
+    int (*capabilities)(void *plugin_ctx, struct smaf_capabilities *caps);
 };
 
 /* Access directions for secure modules. */
@@ -235,11 +280,11 @@ enum smaf_access {
 /* The buffer a secure context is about (smaf_secure_ops.create_context). */
 struct smaf_buffer_info {
     uint32_t struct_size;
-    uint32_t reserved0;
+    uint32_t reserved0;         /* must be 0 */
     uint64_t id;                /* unique per process, for logs */
     uint64_t size;              /* 0 until the buffer has memory */
     const char *allocator;      /* NULL until the buffer has memory */
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
 };
 
 /* Secure module operations: SMAF's secure ops. The CPU is one more device,
@@ -247,7 +292,7 @@ struct smaf_buffer_info {
  * policy stays inspectable without granting anything. All are required. */
 struct smaf_secure_ops {
     uint32_t struct_size;
-    uint32_t reserved0;
+    uint32_t reserved0;         /* must be 0 */
     /* A per-buffer context, made when the buffer is marked secure (before
      * it has memory). Returns 0 or a negative errno with `error` filled. */
     int (*create_context)(void *plugin_ctx, const struct smaf_buffer_info *buffer,
@@ -268,7 +313,7 @@ struct smaf_secure_ops {
                             char *reason, size_t reason_size);
     /* Optional: a state report, as smaf_allocator_ops.describe_stats. */
     size_t (*describe_stats)(void *plugin_ctx, char *buffer, size_t size);
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
 };
 
 enum smaf_plugin_kind {
@@ -291,7 +336,7 @@ struct smaf_plugin {
     const char *name;            /* [a-z0-9_-]{1,63}, unique */
     const char *description;
     int32_t default_rank;
-    uint32_t reserved0;
+    uint32_t reserved0;         /* must be 0 */
     /* Create the per-plugin context. Returns 0, or a negative errno with
      * `error` filled; a failing plugin is skipped with that reason. */
     int (*open)(const struct smaf_core *core, void **plugin_ctx,
@@ -299,7 +344,7 @@ struct smaf_plugin {
     void (*close)(void *plugin_ctx);
     const struct smaf_allocator_ops *allocator; /* kind ALLOCATOR, else NULL */
     const struct smaf_secure_ops *secure;        /* kind SECURE, else NULL */
-    uint64_t reserved[8];
+    uint64_t reserved[8];       /* must be 0 */
 };
 
 typedef const struct smaf_plugin *(*smaf_plugin_entry_fn)(const struct smaf_core *core);
