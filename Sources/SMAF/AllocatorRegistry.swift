@@ -12,8 +12,8 @@ public final class AllocatorRegistry: Sendable {
     public let plugins: [LoadedPlugin]
     /// Secure modules, in the same order; the first is the default.
     public let secureModules: [LoadedPlugin]
-    /// Plugins the loader refused, one line each.
-    public let loadWarnings: [String]
+    /// Plugin files the loader refused, each with its reason.
+    public let loadWarnings: [LoadWarning]
     public let configuration: Configuration
     let core: CoreServices
 
@@ -24,7 +24,7 @@ public final class AllocatorRegistry: Sendable {
         let ordered = loaded.sorted { $0.rank != $1.rank ? $0.rank > $1.rank : $0.name < $1.name }
         plugins = ordered.filter { $0.kind == .allocator }
         secureModules = ordered.filter { $0.kind == .secureModule }
-        loadWarnings = warnings.map(\.description)
+        loadWarnings = warnings
     }
 
     /// The registry for this process's environment (SMAF_PLUGIN_PATH, SMAF_RANKS...).

@@ -78,7 +78,7 @@ extension AllocatorRegistry {
             let detail = unranked.isEmpty ? "no secure module is loaded"
                 : "no secure module above rank none is loaded (\(unranked.joined(separator: ", ")): used only when named)"
             // A module that was refused (a broken rules file) must not leave the request to a weaker one.
-            let refused = loadWarnings.isEmpty ? "" : "; refused at load: " + loadWarnings.joined(separator: "; ")
+            let refused = loadWarnings.isEmpty ? "" : "; refused at load: " + loadWarnings.map(\.description).joined(separator: "; ")
             throw SMAFError(.accessDenied, "secure: \(detail), so no buffer can be marked secure (SMAF_PLUGIN_PATH, smaf list)\(refused)")
         }
         return m
@@ -86,6 +86,6 @@ extension AllocatorRegistry {
 
     /// "; it was refused: ..." when the loader refused a plugin of that name.
     private func refusal(of name: String) -> String {
-        loadWarnings.first { $0.contains("/libsmafplugin_\(name).so:") || $0.contains("'\(name)'") }.map { "; \($0)" } ?? ""
+        loadWarnings.first { $0.plugin == name || $0.path.hasSuffix("/libsmafplugin_\(name).so") }.map { "; \($0)" } ?? ""
     }
 }

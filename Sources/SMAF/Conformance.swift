@@ -170,7 +170,7 @@ public enum Conformance {
             return .failure(Refusal(checks: checks.prefix(3).map { ConformanceCheck($0.name, .pass, loaded) }
                                     + checks.dropFirst(3).map { ConformanceCheck($0.name, .skip, why) }, secureModule: module.name))
         }
-        let warning = warnings.first ?? PluginLoader.Warning(path: path, reason: "not loaded, no reason given")
+        let warning = warnings.first ?? LoadWarning(path: path, plugin: nil, stage: .entry, reason: "not loaded, no reason given")
         let step = switch warning.stage {
         case .file, .entry: 0
         case .ops: 1
@@ -205,7 +205,7 @@ public enum Conformance {
                 // Each registry opens the plugin once; it closes when the registry goes, at the end of this scope.
                 let registry = AllocatorRegistry(configuration: configuration)
                 guard let plugin = registry.plugins.first else {
-                    let why = registry.loadWarnings.first ?? "it did not load"
+                    let why = registry.loadWarnings.first?.description ?? "it did not load"
                     return ConformanceCheck("open-close-repeated", .fail, "open #\(cycle) failed: \(why)")
                 }
                 if let probe {

@@ -3,6 +3,17 @@ import CSMAFSys
 import SMAFSys
 import Glibc
 
+/// A plugin file the loader refused, and why: one per file, never the process.
+public struct LoadWarning: Error, Sendable, Equatable, CustomStringConvertible {
+    public let path: String
+    /// The name the plugin claimed, when it got that far.
+    public let plugin: String?
+    /// Where the loader stopped: the file checks, the entry and table, the ops, open().
+    public let stage: PluginRefusal.Stage
+    public let reason: String
+    public var description: String { "skipping plugin \(path): \(reason)" }
+}
+
 /// Finds plugin files, dlopen()s them and refuses what it cannot trust: a
 /// file others could have written (PluginFile), a missing entry symbol,
 /// another ABI major, a table too small for ABI 1, a missing op, a bad name
@@ -15,13 +26,7 @@ struct PluginLoader {
     /// a folder with other libraries (SwiftPM's build folder, an exe's dir).
     static let shippedPrefix = "libsmafplugin_"
 
-    struct Warning: Error, Sendable, CustomStringConvertible {
-        var path: String
-        var reason: String
-        /// Where the loader stopped: the file checks, the entry and table, the ops, open().
-        var stage: PluginRefusal.Stage = .entry
-        var description: String { "skipping plugin \(path): \(reason)" }
-    }
+    typealias Warning = LoadWarning
 
     /// The files to try, in order: libsmafplugin_*.so next to the
     /// executable, <prefix>/lib/smaf/plugins (and beside libsmafapi.so),
@@ -74,8 +79,9 @@ struct PluginLoader {
 
     /// Loads one file. `taken` maps the names already loaded to their files.
     func load(_ path: String, taken: [String: String] = [:]) -> Result<LoadedPlugin, Warning> {
+        var claimedName: String?
         func refuse(_ reason: String, _ stage: PluginRefusal.Stage = .entry) -> Result<LoadedPlugin, Warning> {
-            .failure(Warning(path: path, reason: reason, stage: stage))
+            .failure(Warning(path: path, plugin: claimedName, stage: stage, reason: reason))
         }
         let file: PluginFile
         switch PluginFile.open(path) {
@@ -115,6 +121,7 @@ struct PluginLoader {
         guard let name = claimed, Self.isValidName(name) else {
             return refuse("plugin name '\(claimed ?? "(null)")' is not [a-z0-9_-]{1,63}")
         }
+        claimedName = name
         if let owner = taken[name] {
             return refuse("duplicate plugin name '\(name)' (already loaded from \(owner))")
         }

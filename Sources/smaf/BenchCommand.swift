@@ -133,8 +133,8 @@ struct BenchCommand: ParsableCommand {
     static func missingPlugins(_ registry: AllocatorRegistry, asked: [String]) -> [String] {
         guard asked.isEmpty, registry.configuration.searchDefaultPaths else { return [] }
         return ["memfd", "dmaheap", "dumb", "gbm", "cma"].filter { registry.plugin(named: $0) == nil }.map { name in
-            let why = registry.loadWarnings.first { $0.contains("libsmafplugin_\(name).so") }
-            return "\(name): not measured: \(why ?? "libsmafplugin_\(name).so did not load (not built or not found)")"
+            let why = registry.loadWarnings.first { $0.plugin == name || $0.path.hasSuffix("libsmafplugin_\(name).so") }
+            return "\(name): not measured: \(why?.description ?? "libsmafplugin_\(name).so did not load (not built or not found)")"
         }
     }
 }

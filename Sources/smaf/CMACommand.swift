@@ -64,7 +64,7 @@ struct CMACommand: ParsableCommand {
         let registry = try options.registry()
         guard let cma = registry.plugin(named: "cma") else {
             // A refusal was logged as a warning already (smaf list repeats it).
-            let refused = registry.loadWarnings.contains { $0.contains("libsmafplugin_cma") || $0.contains("'cma'") }
+            let refused = registry.loadWarnings.contains { $0.plugin == "cma" || $0.path.hasSuffix("libsmafplugin_cma.so") }
             throw CommandFailure(message: "the cma allocator is not loaded"
                                  + (refused ? " (it was refused: smaf list says why)" : " (no libsmafplugin_cma.so found)"))
         }

@@ -23,7 +23,7 @@ struct DemoCommand: ParsableCommand {
         let registry = try AllocatorRegistry.load()
         section("allocator plugins, in the order they are tried")
         print(pluginTable(registry))
-        for w in registry.loadWarnings { print("refused: \(DisplayText.escaped(w))") }
+        for w in registry.loadWarnings { print("refused: \(DisplayText.escaped(w.description))") }
 
         section("devices")
         let drm = DRMDevice.primaryNodes().compactMap { try? DRMDevice(path: $0) }

@@ -22,8 +22,10 @@ struct ListCommand: ParsableCommand {
         var name, kind, description, path, rankSource, abi: String
         var rank, defaultRank: Int32
         var stats: String?
+        /// What the allocator declared it can deliver (ABI 1.1); nil for 1.0 plugins and secure modules.
+        var capabilities: [String]?
         enum CodingKeys: String, CodingKey {
-            case name, kind, description, path, abi, rank, stats
+            case name, kind, description, path, abi, rank, stats, capabilities
             case rankSource = "rank_source", defaultRank = "default_rank"
         }
     }
@@ -38,10 +40,10 @@ struct ListCommand: ParsableCommand {
         let plugins = (registry.plugins + registry.secureModules).map { p in
             PluginJSON(name: p.name, kind: p.kind.rawValue, description: p.summary, path: p.path, rankSource: p.rankSource,
                        abi: "\(p.abiVersion.major).\(p.abiVersion.minor)", rank: p.rank.value,
-                       defaultRank: p.defaultRank.value, stats: stats ? p.stats() : nil)
+                       defaultRank: p.defaultRank.value, stats: stats ? p.stats() : nil, capabilities: p.capabilities?.flags.names)
         }
         if options.json {
-            try printJSON(ListJSON(plugins: plugins, refused: registry.loadWarnings))
+            try printJSON(ListJSON(plugins: plugins, refused: registry.loadWarnings.map(\.description)))
             return
         }
         print(pluginTable(registry))
@@ -50,7 +52,7 @@ struct ListCommand: ParsableCommand {
                 print("\n\(p.name):\n\(p.stats().map(DisplayText.escapedLines) ?? "  (no state report)")")
             }
         }
-        for w in registry.loadWarnings { print("refused: \(DisplayText.escaped(w))") }
+        for w in registry.loadWarnings { print("refused: \(DisplayText.escaped(w.description))") }
     }
 }
 
@@ -66,7 +68,7 @@ func pluginTable(_ registry: AllocatorRegistry) -> String {
     var lines = table(rows)
     for p in registry.plugins { lines.append("  \(p.name): \(DisplayText.escaped(p.summary))") }
     if !registry.secureModules.isEmpty {
-        lines.append("secure modules (the first is the default for --secure):")
+        lines.append("secure modules (the first above rank none is the default for --secure):")
         for m in registry.secureModules { lines.append("  \(m.name) (rank \(m.rank), \(m.rankSource)): \(DisplayText.escaped(m.summary))") }
     }
     return lines.joined(separator: "\n")

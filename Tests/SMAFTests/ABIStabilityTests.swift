@@ -34,7 +34,7 @@ import Testing
     @Test func aPluginBuiltAgainstABI1_0KeepsLoading() throws {
         let path = try Self.v1Fixture("abi-one", "FIXTURE_STRICT")
         let registry = try TestSupport.registry([path])
-        #expect(registry.loadWarnings.isEmpty, "\(registry.loadWarnings)")
+        #expect(registry.warningLines.isEmpty, "\(registry.warningLines)")
         let plugin = try #require(registry.plugins.first)
         #expect(plugin.abiVersion.major == 1 && plugin.abiVersion.minor == 0, "negotiated min(1.0, core)")
         let buffer = try registry.buffer(.image(width: 320, height: 240, format: .xrgb8888, allocator: "abi-one"))
@@ -54,7 +54,7 @@ import Testing
         let minor = Self.coreMinor + 3
         let path = try TestSupport.fixture(["FIXTURE_NAME": "\"newer\"", "FIXTURE_ABI_MINOR": "\(minor)", "FIXTURE_ABI_REQUIRED": "0"])
         let registry = try TestSupport.registry([path])
-        #expect(registry.loadWarnings.isEmpty, "\(registry.loadWarnings)")
+        #expect(registry.warningLines.isEmpty, "\(registry.warningLines)")
         let plugin = try #require(registry.plugins.first)
         #expect(plugin.abiVersion.minor == UInt32(Self.coreMinor), "built for 1.\(minor), runs at 1.\(Self.coreMinor)")
         #expect(try registry.buffer(.bytes(4096, allocator: "newer")).materialize().allocator == "newer")
@@ -68,7 +68,7 @@ import Testing
         let path = try TestSupport.fixture(["FIXTURE_NAME": "\"needy\"", "FIXTURE_ABI_MINOR": "\(minor)", "FIXTURE_ABI_REQUIRED": "\(minor)"])
         let registry = try TestSupport.registry([path])
         #expect(registry.plugins.isEmpty)
-        #expect(registry.loadWarnings == ["skipping plugin \(path): needs ABI 1.\(minor) or newer, this smaf speaks ABI 1.\(Self.coreMinor)"])
+        #expect(registry.warningLines == ["skipping plugin \(path): needs ABI 1.\(minor) or newer, this smaf speaks ABI 1.\(Self.coreMinor)"])
         // Exactly as far as the negotiated version allows: requiring what the core speaks is fine.
         let fits = try TestSupport.fixture(["FIXTURE_NAME": "\"fits\"", "FIXTURE_ABI_MINOR": "\(minor)",
                                             "FIXTURE_ABI_REQUIRED": "\(Self.coreMinor)"])

@@ -72,7 +72,7 @@ import Testing
             try TestSupport.registry([TestSupport.shippedPlugin("cma"), TestSupport.shippedPlugin("carveout")],
                                      settings: ["cma.size": "64M", "carveout.size": "32M"])
         }
-        #expect(registries.allSatisfy { $0.plugins.count == 2 }, "\(registries.first?.loadWarnings ?? [])")
+        #expect(registries.allSatisfy { $0.plugins.count == 2 }, "\(registries.first?.warningLines ?? [])")
         let grown = Int64(Self.shmemBytes) - Int64(before)
         #expect(grown < 64 << 20, "shmem grew by \(grown) bytes for 20 contexts (1.9 GiB if each reserved)")
         #expect(try Self.regionMemfds().isEmpty)
@@ -113,8 +113,8 @@ import Testing
     func badSettingsRefuseThePlugin(settings: [String: String], reason: String) throws {
         let r = try registry(settings)
         #expect(r.plugins.isEmpty)
-        #expect(r.loadWarnings.count == 1)
-        let warning = try #require(r.loadWarnings.first)
+        #expect(r.warningLines.count == 1)
+        let warning = try #require(r.warningLines.first)
         #expect(warning.contains("libsmafplugin_cma.so: 'cma' open failed ("), "\(warning)")
         #expect(warning.contains("): \(reason)"), "\(warning)")
     }

@@ -48,7 +48,7 @@ import Testing
             let r = try TestSupport.registry([TestSupport.shippedPlugin("memfd"), TestSupport.shippedPlugin("policy")],
                                              settings: ["policy.rules": path])
             #expect(r.secureModules.isEmpty, "rules with a duplicate key must not load")
-            #expect(r.loadWarnings.first?.contains("rules file \(path): duplicate key '\(key)'") == true, "\(r.loadWarnings)")
+            #expect(r.warningLines.first?.contains("rules file \(path): duplicate key '\(key)'") == true, "\(r.warningLines)")
         }
     }
 

@@ -7,9 +7,9 @@ import Testing
     func refusal(_ path: String) throws -> String {
         let registry = try TestSupport.registry([path, TestSupport.shippedPlugin("memfd")])
         #expect(registry.plugins.map(\.name) == ["memfd"], "the good plugin still loads")
-        try #require(registry.loadWarnings.count == 1)
-        #expect(registry.loadWarnings[0].hasPrefix("skipping plugin \(path): "))
-        return registry.loadWarnings[0]
+        try #require(registry.warningLines.count == 1)
+        #expect(registry.warningLines[0].hasPrefix("skipping plugin \(path): "))
+        return registry.warningLines[0]
     }
 
     @Test func wrongABIMajor() throws {
@@ -58,14 +58,14 @@ import Testing
         let registry = try TestSupport.registry([first, second])
         #expect(registry.plugins.map(\.name) == ["twin"])
         #expect(registry.plugins.first?.path == first)
-        #expect(registry.loadWarnings == ["skipping plugin \(second): duplicate plugin name 'twin' (already loaded from \(first))"])
+        #expect(registry.warningLines == ["skipping plugin \(second): duplicate plugin name 'twin' (already loaded from \(first))"])
     }
 
     @Test func sameFileTwiceIsLoadedOnce() throws {
         let memfd = TestSupport.shippedPlugin("memfd")
         let registry = try TestSupport.registry([memfd, memfd, TestSupport.buildDirectory + "/./libsmafplugin_memfd.so"])
         #expect(registry.plugins.count == 1)
-        #expect(registry.loadWarnings.isEmpty)
+        #expect(registry.warningLines.isEmpty)
     }
 
     @Test func aFolderOnThePathLoadsEverySharedObjectInIt() throws {

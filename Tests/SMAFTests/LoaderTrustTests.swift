@@ -34,7 +34,7 @@ import Testing
         defer { Self.remove(folder) }
         let r = try Self.loaded([file])
         #expect(r.plugins.map(\.name) == ["memfd"])
-        #expect(r.loadWarnings == ["skipping plugin \(file): the file \(file) is writable by \(writers): only its owner may write it"])
+        #expect(r.warningLines == ["skipping plugin \(file): the file \(file) is writable by \(writers): only its owner may write it"])
     }
 
     @Test func aFolderOthersCanWriteIsRefused() throws {
@@ -43,7 +43,7 @@ import Testing
         for entry in [file, folder] {
             let r = try Self.loaded([entry])
             #expect(r.plugins.map(\.name) == ["memfd"])
-            #expect(r.loadWarnings == ["skipping plugin \(file): its folder \(folder) is writable by its group and anyone (mode 0777): "
+            #expect(r.warningLines == ["skipping plugin \(file): its folder \(folder) is writable by its group and anyone (mode 0777): "
                                        + "only its owner may write it, or anyone could put another plugin in its place"])
         }
     }
@@ -53,7 +53,7 @@ import Testing
         let (folder, file) = try Self.placed(try TestSupport.fixture(name: "in-sticky-folder"), folderMode: 0o1777)
         defer { Self.remove(folder) }
         let r = try Self.loaded([file])
-        #expect(r.loadWarnings.isEmpty, "\(r.loadWarnings)")
+        #expect(r.warningLines.isEmpty, "\(r.warningLines)")
         #expect(r.plugins.contains { $0.name == "in-sticky-folder" })
     }
 
@@ -64,7 +64,7 @@ import Testing
         chown(file, 65534, 65534)
         let r = try Self.loaded([file])
         #expect(r.plugins.map(\.name) == ["memfd"])
-        #expect(r.loadWarnings == ["skipping plugin \(file): the file \(file) is owned by uid 65534 (nobody), not root: root loads only plugins root owns"])
+        #expect(r.warningLines == ["skipping plugin \(file): the file \(file) is owned by uid 65534 (nobody), not root: root loads only plugins root owns"])
     }
 
     /// Another user than root: its own plugins and root's load, a third user's do not.
@@ -138,6 +138,6 @@ import Testing
         try FileManager.default.copyItem(atPath: try TestSupport.fixture(name: "after"), toPath: file)
         chmod(file, 0o755)
         let again = try Self.loaded([file])
-        #expect(again.plugins.map(\.name).sorted() == ["after", "memfd"], "\(again.loadWarnings)")
+        #expect(again.plugins.map(\.name).sorted() == ["after", "memfd"], "\(again.warningLines)")
     }
 }

@@ -64,7 +64,7 @@ import Testing
     func aBadGrantLimitRefusesTheTestModule(text: String) throws {
         let r = try registry(["test.grant_limit": text])
         #expect(r.secureModules.isEmpty)
-        let warning = try #require(r.loadWarnings.first)
+        let warning = try #require(r.warningLines.first)
         #expect(warning.hasSuffix("'test' open failed (Invalid argument): test.grant_limit: '\(text)' is not a number of grants (0, 1, 2...)"), "\(warning)")
     }
 
@@ -175,9 +175,9 @@ import Testing
         let path = rules(json)
         let r = try registry(["policy.rules": path], modules: ["policy"])
         #expect(r.secureModules.isEmpty, "a bad rules file never loads as allow-all")
-        #expect(r.loadWarnings.count == 1)
-        #expect(r.loadWarnings.first?.contains("'policy' open failed (Invalid argument): rules file \(path): \(reason)") == true,
-                "\(r.loadWarnings)")
+        #expect(r.warningLines.count == 1)
+        #expect(r.warningLines.first?.contains("'policy' open failed (Invalid argument): rules file \(path): \(reason)") == true,
+                "\(r.warningLines)")
         let e = #expect(throws: SMAFError.self) { try r.buffer(.bytes(4096)).markSecure(module: "policy") }
         #expect(e?.message.contains("rules file \(path): \(reason)") == true)
     }
@@ -208,7 +208,7 @@ import Testing
     @Test func unreadableRulesFile() throws {
         let r = try registry(["policy.rules": "/nonexistent/rules.json"], modules: ["policy"])
         #expect(r.secureModules.isEmpty)
-        #expect(r.loadWarnings.first?.hasSuffix("rules file /nonexistent/rules.json: open failed: No such file or directory (ENOENT)") == true, "\(r.loadWarnings)")
+        #expect(r.warningLines.first?.hasSuffix("rules file /nonexistent/rules.json: open failed: No such file or directory (ENOENT)") == true, "\(r.warningLines)")
     }
 
     @Test func policyWithoutRulesRefusesEverySecureBuffer() throws {

@@ -49,6 +49,8 @@ enum TestSupport {
     }
 
     private static let built = Mutex<[String: String]>([:])
+    static var fixtureDirectory: String { fixtureDir }
+    private static let fixtureBuilds = Mutex(())
     private static let fixtureDir: String = {
         let dir = NSTemporaryDirectory() + "smaf-fixtures-\(getpid())"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -58,19 +60,29 @@ enum TestSupport {
     /// Compiles Tests/Fixtures/`source` (the allocator fixture_plugin.c, or
     /// fixture_secure.c) with `defines` into a .so (once per set of defines
     /// per test run) and returns its path.
-    static func fixture(_ defines: [String: String], source: String = "fixture_plugin.c") throws -> String {
-        let key = source + ":" + defines.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        if let path = built.withLock({ $0[key] }) { return path }
-        let path = "\(fixtureDir)/fixture-\(abs(key.hashValue)).so"
-        var args = ["-shared", "-fPIC", "-Wall", "-Werror", "-o", path,
-                    "-I", "\(packageRoot)/Sources/CSMAFPlugin/include",
-                    "\(packageRoot)/Tests/Fixtures/\(source)"]
-        for (k, v) in defines { args.append(v.isEmpty ? "-D\(k)" : "-D\(k)=\(v)") }
-        let result = try run("/usr/bin/cc", args)
-        guard result.status == 0 else { throw FixtureError(message: "cc failed: \(result.stderr)") }
-        built.withLock { $0[key] = path }
-        return path
+    /// `headers`: the plugin.h folder to build against (default the live one;
+    /// `frozenABI1_0` for Tests/Fixtures/abi-v1).
+    static func fixture(_ defines: [String: String], source: String = "fixture_plugin.c", headers: String? = nil) throws -> String {
+        let include = headers ?? "\(packageRoot)/Sources/CSMAFPlugin/include"
+        let key = source + ":" + include + ":" + defines.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        // One build at a time: two tests asking for the same fixture at once
+        // must not both write its .so while one of them already loads it.
+        return try fixtureBuilds.withLock { _ in
+            if let path = built.withLock({ $0[key] }) { return path }
+            let path = "\(fixtureDir)/fixture-\(abs(key.hashValue)).so"
+            var args = ["-shared", "-fPIC", "-Wall", "-Werror", "-o", path + ".tmp",
+                        "-I", include,
+                        "\(packageRoot)/Tests/Fixtures/\(source)"]
+            for (k, v) in defines { args.append(v.isEmpty ? "-D\(k)" : "-D\(k)=\(v)") }
+            let result = try run("/usr/bin/cc", args)
+            guard result.status == 0, rename(path + ".tmp", path) == 0 else { throw FixtureError(message: "cc failed: \(result.stderr)") }
+            built.withLock { $0[key] = path }
+            return path
+        }
     }
+
+    /// The frozen ABI 1.0 header's folder.
+    static var frozenABI1_0: String { "\(packageRoot)/Tests/Fixtures/abi-v1" }
 
     /// A fixture plugin named `name` with rank `rank` and extra switches.
     static func fixture(name: String, rank: Int = 100, _ switches: String...) throws -> String {
@@ -114,3 +126,8 @@ enum TestSupport {
     }
 }
 
+
+extension AllocatorRegistry {
+    /// The loader's refusals as the lines `smaf list` prints.
+    var warningLines: [String] { loadWarnings.map(\.description) }
+}
