@@ -46,10 +46,6 @@ final class ShmAllocator: AllocatorPlugin {
 
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {
         if request.size == 0 { return .reject("a buffer of 0 bytes") }
-        if request.isImage && ((merged.maxWidth > 0 && request.width > merged.maxWidth)
-            || (merged.maxHeight > 0 && request.height > merged.maxHeight)) {
-            return .reject("\(request.width)x\(request.height) exceeds the devices' maximum \(merged.maxWidth)x\(merged.maxHeight)")
-        }
         switch size(request, merged) {
         case .failure(let e): return .reject(e.message)
         case .success: return .accept
