@@ -33,7 +33,7 @@ public struct PluginCapabilities: Sendable, Hashable, Codable {
     }
 
     public var flags: Flags
-    /// Every buffer starts aligned to at least this many bytes (a page when the plugin said 0).
+    /// The largest start alignment it can honour when a device asks (a page when the plugin said 0).
     public var addressAlignment: UInt64
     /// The layouts it makes: LINEAR unless it said more; ignored with `.anyModifier`.
     public var modifiers: [Modifier]
@@ -71,7 +71,7 @@ public struct PluginCapabilities: Sendable, Hashable, Codable {
             return "it cannot hand out read-only fds, which a secure module that denies CPU writes needs"
         }
         if let needed = c.addressAlignment, needed > addressAlignment {
-            return "it aligns buffers to \(addressAlignment) bytes, and \(who("address alignment")) needs \(needed)"
+            return "it aligns buffers to at most \(addressAlignment) bytes, and \(who("address alignment")) needs \(needed)"
         }
         if isImage && !flags.contains(.anyModifier) && !wanted.isEmpty && !wanted.contains(where: modifiers.contains) {
             return "it lays out \(modifiers.map(\.description).joined(separator: ", ")) only; the devices accept \(wanted.map(\.description).joined(separator: ", "))"

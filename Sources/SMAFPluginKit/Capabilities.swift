@@ -28,7 +28,7 @@ public struct Capabilities: Sendable, Equatable {
     }
 
     public var flags: Flags
-    /// Every buffer starts aligned to at least this many bytes (0: a page).
+    /// The largest start alignment it can honour when a device asks (0: a page).
     public var addressAlignment: UInt64
     /// The layouts it makes; empty means LINEAR only.
     public var modifiers: [Modifier]

@@ -158,10 +158,10 @@ struct DRMTests {
         var d = DeviceConstraints(name: "virtio")
         d.importNode = try node("virtio_gpu")
         let cases: [(BufferRequest, String)] = [
-            (.bytes(4096), "dumb buffers are images; ask memfd or dmaheap for plain bytes"),
+            (.bytes(4096), "it serves images, not plain byte buffers"),
             (.image(width: 64, height: 64, format: .nv12), "dumb buffers take single-plane RGB formats only, not NV12"),
             (.image(width: 64, height: 64, format: .xrgb8888, modifiers: [Modifier(rawValue: 0x0100_0000_0000_0001)]),
-             "dumb buffers are LINEAR; the devices accept INTEL_0x1"),
+             "it lays out LINEAR, INVALID only; the devices accept INTEL_0x1"),
         ]
         for (request, reason) in cases {
             let error = #expect(throws: SMAFError.self) { try registry.buffer(request, devices: [d]).materialize() }

@@ -78,7 +78,8 @@ struct DmaHeapTests {
         camera.contiguous = true
         let buffer = try KernelTestBed.registry("memfd", "dmaheap").buffer(.bytes(1 << 20), devices: [camera])
         let error = #expect(throws: SMAFError.self) { try buffer.materialize() }
-        let reason = "no CMA heap for a physically contiguous buffer (heaps: system)"
+        // No CMA heap here: dmaheap does not declare contiguity, and the core says so.
+        let reason = "it cannot deliver physically contiguous memory, which device camera needs"
         #expect(error?.kind == .noAllocator)
         #expect(error?.message.hasPrefix("no allocator can satisfy the request: dmaheap: \(reason); memfd: ") == true, "\(error?.message ?? "")")
         let entry = buffer.explanation?.entries.first
@@ -92,21 +93,21 @@ struct DmaHeapTests {
         return d
     }
 
-    /// match()'s refusals, one per capability it checks, as the error of a
-    /// request forced onto dmaheap (so only its verdict is listed).
+    /// The refusals of a request forced onto dmaheap (so only its verdict is
+    /// listed): the core's, from what dmaheap declared, and match()'s own.
     @Test(arguments: [
         (device("tee") { $0.secure = true },
-         "dma-heap memory is CPU-mappable by whoever holds the fd; a secure buffer needs a secure allocator"),
+         "the CPU can map its memory, and device tee needs memory the CPU cannot map"),
         (device("dma32") { $0.dmaAddressBits = 32 },
-         "heap system pages may lie anywhere in RAM; cannot promise addresses below 2^32"),
+         "it cannot keep memory below 2^32, which device dma32 needs"),
         (device("aligned") { $0.addressAlignment = 1 << 16 },
-         "heap system aligns this buffer to 4096 bytes, not 65536"),
+         "it aligns buffers to at most 4096 bytes, and device aligned needs 65536"),
         (device("sg4") { $0.maxSegments = 4 },
          "heap system needs up to 256 segments; a device takes 4"),
         (device("udmabuf-only") { $0.needsDmaBuf = true; $0.importableFrom = ["udmabuf"] },
          "device udmabuf-only cannot import dma-heap:system dma-bufs (measured by the probe)"),
         (device("tiled") { $0.formats = [.init(.xrgb8888, [Modifier(rawValue: 1 << 56 | 1)])] },
-         "dma-heap buffers are LINEAR only; the devices accept INTEL_0x1"),
+         "it lays out LINEAR only; the devices accept INTEL_0x1"),
     ])
     func matchRejects(device: DeviceConstraints, reason: String) throws {
         let request: BufferRequest = device.formats == nil
@@ -128,7 +129,7 @@ struct DmaHeapTests {
         var camera = DeviceConstraints(name: "camera")
         camera.contiguous = true
         let contiguous = #expect(throws: SMAFError.self) { try system.buffer(.bytes(4096), devices: [camera]).materialize() }
-        #expect(contiguous?.message == "no allocator can satisfy the request: dmaheap: dmaheap.heap forces heap system, which is not a CMA heap; the buffer must be physically contiguous")
+        #expect(contiguous?.message == "no allocator can satisfy the request: dmaheap: it cannot deliver physically contiguous memory, which device camera needs")
     }
 
     /// Measured matrix for system-heap buffers (drmPrimeFDToHandle): vgem

@@ -25,7 +25,7 @@ import Testing
         ("contiguous", "it cannot deliver physically contiguous memory, which device camera needs"),
         ("dma bits", "it cannot keep memory below 2^32, which device camera needs"),
         ("secure", "the CPU can map its memory, and device camera needs memory the CPU cannot map"),
-        ("alignment", "it aligns buffers to 4096 bytes, and device camera needs 65536"),
+        ("alignment", "it aligns buffers to at most 4096 bytes, and device camera needs 65536"),
     ])
     func oneWordingWhicheverAllocatorItHits(need: String, reason: String) throws {
         let camera = device { d in

@@ -160,7 +160,9 @@ final class CMAAllocator: AllocatorPlugin {
     /// read-only (udmabuf exports O_RDWR), contiguous and below an address
     /// limit when pagemap shows it (match() checks what this process can see).
     var capabilities: Capabilities {
-        Capabilities([.dmaBuf, .cpuMappable, .contiguous, .addressLimits, .bytes, .images], exporter: "udmabuf")
+        // Carved like cma_alloc, at any power-of-two order the region holds: match() checks the fit.
+        Capabilities([.dmaBuf, .cpuMappable, .contiguous, .addressLimits, .bytes, .images],
+                     addressAlignment: 1 << 62, exporter: "udmabuf")
     }
 
     func match(_ request: PluginRequest, merged: PluginConstraints, devices: [PluginConstraints]) -> Verdict {

@@ -226,7 +226,7 @@ enum smaf_capability_flags {
 struct smaf_capabilities {
     uint32_t struct_size;
     uint32_t flags;                 /* enum smaf_capability_flags bits */
-    uint64_t address_alignment;     /* every buffer starts aligned to this many bytes; 0: a page */
+    uint64_t address_alignment;     /* the largest start alignment it can honour when a device asks; 0: a page */
     uint32_t modifier_count;        /* the layouts it makes; 0: LINEAR only (or any, with SMAF_CAP_ANY_MODIFIER) */
     uint32_t padding;               /* must be 0 */
     const uint64_t *modifiers;      /* valid until close(); the core copies them */
