@@ -1,4 +1,5 @@
 import Glibc
+import SMAF
 import Synchronization
 
 /// Runs `body(i, together)` on `count` new threads that start together, and

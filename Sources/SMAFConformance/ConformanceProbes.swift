@@ -1,6 +1,8 @@
 import CSMAFPlugin
+import SMAF
 import SMAFDRM
 import SMAFFormats
+import SMAFProbe
 
 /// One request and its devices, as the conformance run sends it to a plugin.
 /// Plausible probes are what a core would send; bad ones are what no core

@@ -1,6 +1,7 @@
 import CSMAFSys
 import Foundation
 import Glibc
+import SMAF
 
 /// Runs a conformance run's plugin calls in a forked child, so that what a
 /// plugin does to its process (a SIGSEGV, an abort, an exit, a hang) ends

@@ -1,5 +1,6 @@
 import CSMAFPlugin
 import Glibc
+import SMAF
 import SMAFSys
 import Synchronization
 

@@ -1,5 +1,6 @@
 import CSMAFPlugin
 import Glibc
+import SMAF
 
 /// The plugin's ops as the conformance run sees them: the raw return codes
 /// and messages, where the registry's calls (LoadedPlugin.swift) turn them

@@ -1,4 +1,5 @@
 import CSMAFPlugin
+import SMAF
 import SMAFSys
 
 /// One line of a conformance run: what was checked, how it went, and why.

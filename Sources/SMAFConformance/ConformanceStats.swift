@@ -1,4 +1,5 @@
 import CSMAFPlugin
+import SMAF
 
 extension ConformanceCalls {
     /// describe_stats() keeps its contract: the length it asks for is one
