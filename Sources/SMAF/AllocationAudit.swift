@@ -15,7 +15,7 @@ import SMAFSys
 /// check` can afford to measure (mappings, the exporter's name, page frames).
 package enum AllocationAudit {
     /// The broken promises the core can see cheaply, one phrase each.
-    static func claims(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
+    package static func claims(_ c: CallStructs, _ a: smaf_allocation) -> [String] {
         let r = c.request.pointee, m = c.merged.pointee
         var v: [String] = []
         let fdFlags = fcntl(a.fd, F_GETFD), statusFlags = fcntl(a.fd, F_GETFL)
@@ -105,7 +105,7 @@ package enum AllocationAudit {
 
     // MARK: what the call asked for
 
-    static func devices(_ c: CallStructs) -> [smaf_constraints] {
+    package static func devices(_ c: CallStructs) -> [smaf_constraints] {
         (0..<c.deviceCount).compactMap { c.devicePointers[$0]?.pointee }
     }
 

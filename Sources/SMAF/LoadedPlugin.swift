@@ -21,13 +21,13 @@ public final class LoadedPlugin: @unchecked Sendable {
     public enum Kind: String, Sendable, Codable { case allocator, secureModule = "secure-module" }
     public let kind: Kind
 
-    let table: UnsafePointer<smaf_plugin>
+    package let table: UnsafePointer<smaf_plugin>
     /// Exactly one of the two is set, as `kind` says; the loader checked it.
     let allocatorOps: UnsafePointer<smaf_allocator_ops>?
     let secureOps: UnsafePointer<smaf_secure_ops>?
     /// The allocator ops; only called on plugins the registry keeps as allocators.
-    var ops: UnsafePointer<smaf_allocator_ops> { allocatorOps! }
-    let context: UnsafeMutableRawPointer?
+    package var ops: UnsafePointer<smaf_allocator_ops> { allocatorOps! }
+    package let context: UnsafeMutableRawPointer?
     let core: CoreServices
     private let serialize: Bool
     private let callLock = Mutex(())
@@ -49,7 +49,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         serialize = table.pointee.flags & SMAF_PLUGIN_FLAG_SERIALIZE.rawValue != 0
     }
 
-    func serialized<R>(_ body: () -> R) -> R {
+    package func serialized<R>(_ body: () -> R) -> R {
         guard serialize else { return body() }
         return callLock.withLock { _ in body() }
     }
@@ -101,7 +101,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         }
     }
 
-    func release(_ allocation: inout smaf_allocation) {
+    package func release(_ allocation: inout smaf_allocation) {
         serialized { ops.pointee.release(context, &allocation) }
     }
 

@@ -109,8 +109,8 @@ struct PluginFile: ~Copyable {
 
 /// Why the loader refused a plugin, and at which step (the conformance
 /// checks map the step onto their first three lines).
-struct PluginRefusal: Error {
-    enum Stage { case file, entry, ops, open }
+package struct PluginRefusal: Error {
+    package enum Stage: Sendable { case file, entry, ops, open }
     var stage: Stage
     var reason: String
     init(_ stage: Stage, _ reason: String) {
