@@ -49,7 +49,7 @@ public final class Buffer: Sendable {
 
     /// A buffer born with memory: what `surrenderMemory()` took from an
     /// earlier buffer, handed out again by a `BufferPool`.
-    init(registry: AllocatorRegistry, request: BufferRequest, reusing memory: SurrenderedMemory) {
+    package init(registry: AllocatorRegistry, request: BufferRequest, reusing memory: SurrenderedMemory) {
         self.registry = registry
         self.request = request
         state = ConditionMutex(State(constraints: memory.constraints, live: memory.live, explanation: memory.explanation))
@@ -209,12 +209,16 @@ public final class Buffer: Sendable {
     /// The memory of a buffer that ended without giving it back, and what a
     /// new buffer needs to carry it on. Still one release path: the
     /// allocation goes back to its plugin when the last holder drops it.
-    struct SurrenderedMemory: Sendable {
+    package struct SurrenderedMemory: Sendable {
         let live: LiveAllocation
         let constraints: MergedConstraints
         let explanation: Explanation?
         /// An fd was exported from it: reuse only once nothing else references it.
-        let exported: Bool
+        package let exported: Bool
+
+        package var info: Allocation { live.info }
+        /// The allocator's fd; borrow it only while this value lives.
+        package var fd: Int32 { live.fd }
     }
 
     /// Ends this buffer like `release()` but hands its memory to the caller
@@ -222,7 +226,7 @@ public final class Buffer: Sendable {
     /// has ended. nil, and nothing changes, if the buffer has no memory, was
     /// released, is secure (secure memory goes back through its module,
     /// never to a pool) or is being accessed by this very thread.
-    func surrenderMemory() -> SurrenderedMemory? {
+    package func surrenderMemory() -> SurrenderedMemory? {
         let proceed: Bool = state.withLock { s in
             guard !s.released, s.secure == nil, s.live != nil, !s.accessedByThisThread else { return false }
             s.released = true

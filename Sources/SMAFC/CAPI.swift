@@ -1,6 +1,7 @@
 import CSMAFAPI
 import Glibc
 import SMAF
+import SMAFProbe
 import SMAFSys
 
 // The C API (include/smaf/smaf.h) over the Swift library. Handles are

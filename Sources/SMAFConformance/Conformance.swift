@@ -171,15 +171,15 @@ public enum Conformance {
             return .failure(Refusal(checks: checks.prefix(3).map { ConformanceCheck($0.name, .pass, loaded) }
                                     + checks.dropFirst(3).map { ConformanceCheck($0.name, .skip, why) }, secureModule: module.name))
         }
-        let warning = warnings.first ?? PluginLoader.Warning(path: path, reason: "not loaded, no reason given")
-        let step = switch warning.stage {
+        let warning = warnings.first
+        let step = switch warning?.stage ?? .entry {
         case .file, .entry: 0
         case .ops: 1
         case .open: 2
         }
         let names = ["entry-and-abi", "required-ops", "open"]
         var result = (0..<step).map { ConformanceCheck(names[$0], .pass, "the loader got past this step") }
-        result.append(ConformanceCheck(names[step], .fail, warning.reason))
+        result.append(ConformanceCheck(names[step], .fail, warning?.reason ?? "not loaded, no reason given"))
         return .failure(Refusal(checks: result))
     }
 

@@ -1,5 +1,6 @@
 import Glibc
 import SMAF
+import SMAFScanout
 import SMAFSys
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 import Foundation
 import SMAF
 import SMAFDRM
+import SMAFScanout
 import Testing
 
 /// The scanout pieces that need no display: the patterns as pure functions,

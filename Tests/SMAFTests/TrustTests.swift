@@ -1,5 +1,6 @@
-import Foundation
 @testable import SMAF
+import Foundation
+@testable import SMAFProbe
 import SMAFSys
 import Testing
 

@@ -34,17 +34,17 @@ public struct Explanation: Sendable, Codable, CustomStringConvertible {
         /// A rejection keeps the plugin's verdict as it came and makes a
         /// String of it only when someone reads it: choosing an allocator
         /// builds no text for the allocators it passes over.
-        enum Reason: Sendable {
+        package enum Reason: Sendable {
             case text(String)
-            case verdict(VerdictRef)
+            case verdict(any DeferredReason)
         }
-        var storage: Reason
+        package var storage: Reason
 
         public init(allocator: String, rank: Rank, outcome: Outcome, reason: String) {
             self.init(allocator: allocator, rank: rank, outcome: outcome, storage: .text(reason))
         }
 
-        init(allocator: String, rank: Rank, outcome: Outcome, storage: Reason) {
+        package init(allocator: String, rank: Rank, outcome: Outcome, storage: Reason) {
             self.allocator = allocator
             self.rank = rank
             self.outcome = outcome
@@ -72,6 +72,12 @@ public struct Explanation: Sendable, Codable, CustomStringConvertible {
     public var devices: [String]
     public var entries: [Entry] = []
 
+    public init(forcedAllocator: String?, devices: [String], entries: [Entry] = []) {
+        self.forcedAllocator = forcedAllocator
+        self.devices = devices
+        self.entries = entries
+    }
+
     public var chosen: String? { entries.first { $0.outcome == .chosen }?.allocator }
 
     /// One line per allocator; what plugins and callers wrote is escaped,
@@ -86,6 +92,12 @@ public struct Explanation: Sendable, Codable, CustomStringConvertible {
         }
         return lines.joined(separator: "\n")
     }
+}
+
+/// A reason stored as its author wrote it (a plugin's verdict in the core's
+/// buffer of verdicts), turned into text only when someone reads it.
+package protocol DeferredReason: Sendable {
+    var reason: String { get }
 }
 
 extension String {

@@ -1,4 +1,5 @@
 import Glibc
+import SMAF
 import SMAFDRM
 import SMAFSys
 

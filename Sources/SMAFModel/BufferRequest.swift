@@ -70,7 +70,7 @@ public struct BufferRequest: Sendable, Hashable {
 
     /// Checks the request against what the devices accept and returns the
     /// modifiers left to choose from (empty: any).
-    func negotiate(with merged: MergedConstraints) throws(SMAFError) -> [Modifier] {
+    package func negotiate(with merged: MergedConstraints) throws(SMAFError) -> [Modifier] {
         guard case let .image(width, height, format, wanted) = shape else {
             if case let .bytes(size) = shape, let max = merged.combined.maxSize, size > max {
                 throw SMAFError(.conflictingConstraints, "size: \(size) bytes exceeds the max size \(max) of device \(merged.origin(of: "max size") ?? "?")")

@@ -48,6 +48,6 @@ public struct SMAFError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// A plugin's failure message with its errno named once: `pool exhausted
 /// (ENOMEM)`, and not twice when the message already carries it.
-func withErrno(_ message: String, _ errno: Int32) -> String {
+package func withErrno(_ message: String, _ errno: Int32) -> String {
     Errno(rawValue: errno).appended(to: message)
 }

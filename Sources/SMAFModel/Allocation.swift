@@ -1,4 +1,3 @@
-import CSMAFPlugin
 import SMAFFormats
 
 /// What a buffer's memory turned out to be. A value: it describes, it owns
@@ -7,6 +6,10 @@ public struct Allocation: Sendable, Hashable, Codable {
     public struct Plane: Sendable, Hashable, Codable {
         public var offset: UInt64
         public var stride: UInt32
+        public init(offset: UInt64, stride: UInt32) {
+            self.offset = offset
+            self.stride = stride
+        }
     }
 
     public var allocator: String
@@ -35,25 +38,25 @@ public struct Allocation: Sendable, Hashable, Codable {
         case largestContiguous = "largest_contiguous"
     }
 
-    init(plugin: String, _ a: smaf_allocation) {
-        allocator = plugin
-        size = a.size
-        isDmaBuf = a.flags & SMAF_ALLOCATION_DMABUF.rawValue != 0
-        contiguous = a.flags & SMAF_ALLOCATION_CONTIGUOUS.rawValue != 0
-        cpuMappable = a.flags & SMAF_ALLOCATION_CPU_MAPPABLE.rawValue != 0
-        coherent = a.flags & SMAF_ALLOCATION_COHERENT.rawValue != 0
-        readOnly = a.flags & SMAF_ALLOCATION_READ_ONLY.rawValue != 0
-        format = a.fourcc == 0 ? nil : FourCC(rawValue: a.fourcc)
-        width = a.width
-        height = a.height
-        modifier = a.fourcc == 0 ? nil : Modifier(rawValue: a.modifier)
-        let count = min(Int(a.plane_count), Int(SMAF_MAX_PLANES))
-        planes = withUnsafeBytes(of: a.planes) { raw in
-            raw.bindMemory(to: smaf_plane.self).prefix(count).map { Plane(offset: $0.offset, stride: $0.stride) }
-        }
-        largestContiguous = a.largest_contiguous
-        detail = withUnsafeBytes(of: a.detail) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        exporter = withUnsafeBytes(of: a.exporter) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    /// Every field, for the core that reads them from a plugin's struct.
+    package init(allocator: String, size: UInt64, isDmaBuf: Bool, format: FourCC?, width: UInt32, height: UInt32,
+                 modifier: Modifier?, planes: [Plane], contiguous: Bool, cpuMappable: Bool, coherent: Bool, readOnly: Bool,
+                 largestContiguous: UInt64, detail: String, exporter: String) {
+        self.allocator = allocator
+        self.size = size
+        self.isDmaBuf = isDmaBuf
+        self.format = format
+        self.width = width
+        self.height = height
+        self.modifier = modifier
+        self.planes = planes
+        self.contiguous = contiguous
+        self.cpuMappable = cpuMappable
+        self.coherent = coherent
+        self.readOnly = readOnly
+        self.largestContiguous = largestContiguous
+        self.detail = detail
+        self.exporter = exporter
     }
 }
 
@@ -85,24 +88,4 @@ extension Modifier: Codable {
         var c = encoder.singleValueContainer()
         try c.encode(modifierJSON(self))
     }
-}
-
-/// The memory behind a materialized buffer. Its one release path is deinit,
-/// which hands the allocation back to the plugin that made it.
-final class LiveAllocation: @unchecked Sendable {
-    // @unchecked: `raw` is written once in init; the plugin is Sendable.
-    let plugin: LoadedPlugin
-    private var raw: smaf_allocation
-    let info: Allocation
-
-    init(plugin: LoadedPlugin, raw: smaf_allocation) {
-        self.plugin = plugin
-        self.raw = raw
-        info = Allocation(plugin: plugin.name, raw)
-    }
-
-    /// The plugin-owned fd; borrow only while this object lives.
-    var fd: Int32 { raw.fd }
-
-    deinit { plugin.release(&raw) }
 }

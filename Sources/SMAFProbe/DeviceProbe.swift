@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import SMAF
 import SMAFDRM
 import SMAFSys
 

@@ -1,3 +1,4 @@
+import SMAFFormats
 import SMAFSys
 
 // What a descriptor may not say, whether it comes from JSON or is built in

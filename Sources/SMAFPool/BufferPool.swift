@@ -1,3 +1,4 @@
+import SMAF
 import SMAFSys
 import Synchronization
 
@@ -57,6 +58,7 @@ public final class BufferPool: Sendable {
 
     public let registry: AllocatorRegistry
     public let limits: Limits
+    private let log: Logger
 
     private struct Key: Hashable {
         var request: BufferRequest
@@ -67,11 +69,11 @@ public final class BufferPool: Sendable {
         var key: Key
         var memory: Buffer.SurrenderedMemory
         var since: ContinuousClock.Instant
-        var bytes: UInt64 { memory.live.info.size }
+        var bytes: UInt64 { memory.info.size }
 
         /// Nobody but the pool reaches the memory: never exported, or
         /// exported and every other reference is gone.
-        var isPrivate: Bool { !memory.exported || DmaBuf.otherReferences(memory.live.fd) == 0 }
+        var isPrivate: Bool { !memory.exported || DmaBuf.otherReferences(memory.fd) == 0 }
     }
 
     private struct State {
@@ -85,6 +87,7 @@ public final class BufferPool: Sendable {
     public init(registry: AllocatorRegistry, limits: Limits = Limits()) {
         self.registry = registry
         self.limits = limits
+        log = Logger(level: registry.configuration.logLevel)
     }
 
     /// A buffer with memory for `request` and `devices`: a pooled one if
@@ -116,7 +119,7 @@ public final class BufferPool: Sendable {
             let buffer = Buffer(registry: registry, request: request, reusing: hit.memory)
             guard scrub else { return buffer }
             do {
-                try buffer.zeroFill(hit.memory.live)
+                try buffer.zeroFill()
                 state.withLock {
                     $0.statistics.scrubs += 1
                     $0.statistics.scrubbedBytes += hit.bytes
@@ -143,7 +146,7 @@ public final class BufferPool: Sendable {
         guard let info = buffer.allocation, info.cpuMappable, !info.readOnly,
               let memory = buffer.surrenderMemory(), !memory.exported || info.isDmaBuf else {
             // A secure buffer's release scrubs; a failure there was logged by the buffer's own path.
-            do { try buffer.release() } catch { registry.core.log(.error, "pool: \(error.message)") }
+            do { try buffer.release() } catch { log(.error, "pool: \(error.message)") }
             state.withLock { $0.statistics.refused += 1 }
             return
         }
@@ -153,7 +156,7 @@ public final class BufferPool: Sendable {
             s.parked.append(Parked(key: key, memory: memory, since: now))
             s.statistics.recycled += 1
             s.statistics.pooledCount += 1
-            s.statistics.pooledBytes += memory.live.info.size
+            s.statistics.pooledBytes += memory.info.size
             while !s.parked.isEmpty && (s.parked.count > limits.maxCount || s.statistics.pooledBytes > limits.maxBytes) {
                 let p = s.parked.removeFirst()
                 s.statistics.evicted += 1
@@ -188,7 +191,7 @@ public final class BufferPool: Sendable {
     public var statistics: Statistics { state.withLock { $0.statistics } }
 
     /// What the pool holds, oldest first.
-    public var contents: [Allocation] { state.withLock { $0.parked.map(\.memory.live.info) } }
+    public var contents: [Allocation] { state.withLock { $0.parked.map(\.memory.info) } }
 
     /// Removes the entries recycled before `cutoff` (they are in order).
     private static func takeExpired(_ s: inout State, before cutoff: ContinuousClock.Instant) -> [Parked] {

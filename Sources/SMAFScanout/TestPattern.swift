@@ -1,3 +1,4 @@
+import SMAF
 import SMAFFormats
 
 /// An 8-bit-per-channel colour, as a screen capture reports it.

@@ -145,7 +145,7 @@ public struct Configuration: Sendable {
     }
 
     /// The rank a plugin ends up with, and where that rank came from.
-    func rank(for name: String, default defaultRank: Rank) -> (Rank, String) {
+    package func rank(for name: String, default defaultRank: Rank) -> (Rank, String) {
         var result = (defaultRank, "default")
         for overrides in rankOverrides {
             if let r = overrides.ranks[name] { result = (r, overrides.source) }

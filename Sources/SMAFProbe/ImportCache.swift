@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import SMAF
 import SMAFSys
 
 /// Import results per boot: importing is cheap, but opening every exporter

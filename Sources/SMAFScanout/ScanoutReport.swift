@@ -1,3 +1,4 @@
+import SMAF
 import SMAFDRM
 import SMAFFormats
 

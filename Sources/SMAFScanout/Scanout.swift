@@ -1,6 +1,8 @@
 import Glibc
+import SMAF
 import SMAFDRM
 import SMAFFormats
+import SMAFProbe
 import SMAFSys
 
 /// What to show where. Every field has a default: the first connected
