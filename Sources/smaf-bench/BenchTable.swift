@@ -1,4 +1,5 @@
 import Glibc
+import SMAFCommandLine
 import SMAFSys
 
 /// The text and CSV views of a bench report. The text view keeps every

@@ -1,5 +1,6 @@
 import Glibc
 import SMAF
+import SMAFCommandLine
 import SMAFFormats
 import SMAFSys
 

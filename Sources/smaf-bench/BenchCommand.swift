@@ -1,12 +1,19 @@
 import ArgumentParser
 import Glibc
 import SMAF
+import SMAFCommandLine
 import SMAFFormats
+import SMAFProbe
 import SMAFSys
 
+/// smaf-bench: the benchmark harness, an executable of its own so that
+/// the raw baselines it links (CSMAFBaseline: libdrm, GBM) stay off smaf's
+/// link line. `smaf bench ARGS` runs it with ARGS; so does `smaf demo`, for
+/// its teaser.
+@main
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "smaf bench",
         abstract: "Compare allocators on this machine and measure what the framework costs over the raw syscalls.",
         discussion: """
         For each allocator and size it times the phases of a buffer's life \
@@ -52,6 +59,10 @@ struct BenchCommand: ParsableCommand {
     var csv = false
     @Option(help: "Write a chart (SVG) to this file: latency against size and against live buffers, log-log.")
     var plot: String?
+    /// `smaf demo`'s last section: the ratio table alone (DemoBenchmark).
+    @Flag(help: .hidden) var teaser = false
+
+    static func main() { runWithOneErrorRule() }
 
     static let defaultSizes = "4K,64K,1M,8M,32M"
 
@@ -114,9 +125,13 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
+        if teaser {
+            print(try DemoBenchmark(registry: try AllocatorRegistry.load(), iterations: iterations ?? 200).table())
+            return
+        }
         let plan = try plan()
         let registry = try AllocatorRegistry.load()
-        let command = (["smaf"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let command = (["smaf", "bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         var report = BenchRunner(registry: registry, plan: plan, command: command, progress: BenchProgress()).run()
         report.notes += Self.missingPlugins(registry, asked: allocators)
         if let plot {
@@ -136,20 +151,5 @@ struct BenchCommand: ParsableCommand {
             let why = registry.loadWarnings.first { $0.contains("libsmafplugin_\(name).so") }
             return "\(name): not measured: \(why ?? "libsmafplugin_\(name).so did not load (not built or not found)")"
         }
-    }
-}
-
-/// Writes `text` to `path` (created or truncated, mode 0644).
-func writeFile(_ path: String, _ text: String) throws(SystemError) {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw SystemError.current("open", context: path) }
-    let owned = UniqueFD(adopting: fd)
-    let bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes[offset...].withUnsafeBytes { p in write(owned.rawValue, p.baseAddress, p.count) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw SystemError.current("write", context: path) }
-        offset += n
     }
 }

@@ -1,4 +1,5 @@
 import Glibc
+import SMAFCommandLine
 
 /// `smaf bench --plot FILE.svg`: two log-log panels a browser shows as is.
 /// Left, the cold cycle (allocate + export + release) against buffer size,

@@ -2,6 +2,7 @@ import CSMAFBaseline
 import Glibc
 import SMAF
 import SMAFDRM
+import SMAFPool
 import SMAFSys
 
 /// What to measure; BenchCommand fills it from the command line, the demo
