@@ -1,3 +1,4 @@
+import CSMAFSys
 import Glibc
 import SMAF
 import SMAFDRM
@@ -15,22 +16,14 @@ public final class StopSignals {
     private var previousMask = sigset_t()
     public let signals: [Int32]
 
-    /// glibc's signalfd(2) wrapper; Swift's Glibc module leaves out
-    /// <sys/signalfd.h>, so it is looked up by name.
-    private typealias SignalFD = @convention(c) (Int32, UnsafePointer<sigset_t>, Int32) -> Int32
-
     public init(_ signals: [Int32] = [SIGINT, SIGTERM]) throws(SMAFError) {
         self.signals = signals
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "signalfd") else {
-            throw SMAFError(.unsupported, "signalfd: not found in the C library")
-        }
-        let signalfd = unsafeBitCast(symbol, to: SignalFD.self)
         let rc = pthread_sigmask(SIG_BLOCK, &set, &previousMask)
         guard rc == 0 else { throw .system(SystemError("pthread_sigmask(SIG_BLOCK)", .init(rawValue: rc))) }
-        let fd = signalfd(-1, &set, O_CLOEXEC | O_NONBLOCK)
+        let fd = csmaf_signalfd(&set)
         guard fd >= 0 else {
             let error = SystemError.current("signalfd")
             pthread_sigmask(SIG_SETMASK, &previousMask, nil)
@@ -44,11 +37,8 @@ public final class StopSignals {
 
     /// The pending stop signal, consumed; nil if none.
     public func received() -> Int32? {
-        // struct signalfd_siginfo is 128 bytes; ssi_signo is its first field.
-        var info = [UInt8](repeating: 0, count: 128)
-        let n = read(descriptor.rawValue, &info, info.count)
-        guard n == info.count else { return nil }
-        return info.withUnsafeBytes { Int32(bitPattern: $0.loadUnaligned(as: UInt32.self)) }
+        let signal = csmaf_signalfd_read(descriptor.rawValue)
+        return signal > 0 ? signal : nil
     }
 
     /// Waits up to `seconds` (nil: forever) for a stop signal.
