@@ -33,6 +33,11 @@ public struct Configuration: Sendable {
         return c
     }
 
+    /// The SMAF_ variables that are smaf's own, not SMAF_<PLUGIN>_<KEY>
+    /// settings. Every other SMAF_ variable is a setting; tools around smaf
+    /// (the VM test bed's SMAFVM_*) keep out of the namespace.
+    static let coreVariables: Set<String> = ["PLUGIN_PATH", "RANKS", "LOG", "CONFIG", "DEFAULT_PLUGINS"]
+
     /// SMAF_PLUGIN_PATH, SMAF_DEFAULT_PLUGINS=0 (search only that path),
     /// SMAF_RANKS, SMAF_LOG, SMAF_CONFIG and SMAF_<PLUGIN>_<KEY>.
     public static func fromEnvironment(_ env: [String: String] = currentEnvironment()) throws(SMAFError) -> Configuration {
@@ -64,7 +69,7 @@ public struct Configuration: Sendable {
         for (key, value) in env.sorted(by: { $0.key < $1.key }) where key.hasPrefix("SMAF_") {
             // SMAF_CMA_SIZE -> cma.size; the core's own variables are not plugin settings.
             let rest = key.dropFirst(5)
-            guard !["PLUGIN_PATH", "RANKS", "LOG", "CONFIG", "DEFAULT_PLUGINS", "IN_VM"].contains(String(rest)),
+            guard !Self.coreVariables.contains(String(rest)),
                   let underscore = rest.firstIndex(of: "_") else { continue }
             let plugin = rest[..<underscore].lowercased()
             let setting = rest[rest.index(after: underscore)...].lowercased()

@@ -204,7 +204,7 @@ struct MachineInfo: Codable {
         return MachineInfo(
             kernel: "\(field(u.sysname)) \(field(u.release)) \(field(u.machine))",
             cpu: model, cpus: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), memory_mib: memKB / 1024,
-            in_vm: Environment.value("SMAF_IN_VM") == "1",
+            in_vm: Environment.value("SMAFVM_GUEST") == "1",
             hypervisor: cpuinfo.contains(" hypervisor"),
             cmdline: ((try? readFile("/proc/cmdline")) ?? "").trimmingNewlines,
             transparent_hugepage: thp.trimmingNewlines,
