@@ -24,7 +24,6 @@
 #include <fcntl.h>
 #include <linux/dma-buf.h>
 #include <linux/udmabuf.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,110 +31,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <smaf/plugin.h>
+#include "carveout.h" /* the state, and the budget's helpers in budget.c */
 
-#define NAME "carveout"
-#define DEFAULT_BUDGET (32ull << 20)
 #define PITCH_ALIGN 64 /* rows on cache lines when no device asks for more */
 #define FOURCC(a, b, c, d) ((uint32_t)(a) | ((uint32_t)(b) << 8) | ((uint32_t)(c) << 16) | ((uint32_t)(d) << 24))
-
-struct carveout {
-    pthread_mutex_t lock;     /* guards reserve, used, buffers and the reserve's holes */
-    int reserve;              /* memfd holding the part of the budget not handed out; -1 until committed */
-    uint64_t budget;
-    uint64_t used;            /* bytes in buffers between allocate and release */
-    unsigned buffers;
-    int udmabuf;              /* /dev/udmabuf, or -1: then buffers are plain memfds */
-    uint64_t udmabuf_limit;   /* its size_limit_mb in bytes, 0 if unknown */
-    const struct smaf_core *core;
-};
-
-static uint64_t page_size(void) { return (uint64_t)sysconf(_SC_PAGESIZE); }
-
-/* x rounded up to a multiple of align (0/1: x); 0 on overflow. */
-static uint64_t round_up(uint64_t x, uint64_t align)
-{
-    if (align <= 1)
-        return x;
-    return x > UINT64_MAX - (align - 1) ? 0 : (x + align - 1) / align * align;
-}
-
-static uint64_t gcd(uint64_t a, uint64_t b) { return b ? gcd(b, a % b) : a; }
-
-/* The smallest multiple of both (0 counts as 1); 0 on overflow. */
-static uint64_t lcm(uint64_t a, uint64_t b)
-{
-    a = a ? a : 1, b = b ? b : 1;
-    uint64_t q = a / gcd(a, b);
-    return q > UINT64_MAX / b ? 0 : q * b;
-}
-
-/* "32M", "65536", "1G" -> bytes; 0 if it is not a size. */
-static uint64_t parse_size(const char *text)
-{
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
-    if (errno || end == text || (shift && end[1]) || (!shift && *end) || n > (UINT64_MAX >> shift))
-        return 0;
-    return (uint64_t)n << shift;
-}
-
-/* A "Key:   1234 kB" line of /proc/meminfo in bytes; 0 if absent. */
-static uint64_t meminfo(const char *text, const char *key)
-{
-    size_t n = strlen(key);
-    for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
-        if (!strncmp(line, key, n) && line[n] == ':')
-            return strtoull(line + n + 1, NULL, 10) << 10;
-    return 0;
-}
-
-/* 0 if `bytes` can be taken from the system now, else -ENOMEM with the
- * figures in `why`. The kernel does not refuse shmem pages it does not have:
- * it reclaims, then calls the OOM killer. Like smaf's own check (SMAFSys
- * MemoryHeadroom, which also reads the cgroup's limit), it keeps 1/32 of
- * the RAM, at most 256 MiB, free for everything else. */
-static int check_memory(uint64_t bytes, char *why, size_t n)
-{
-    char text[4096];
-    FILE *f = fopen("/proc/meminfo", "re");
-    size_t len = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    if (f)
-        fclose(f);
-    text[len] = 0;
-    uint64_t available = meminfo(text, "MemAvailable"), total = meminfo(text, "MemTotal");
-    if (!available || !total)
-        return 0; /* nothing to judge by */
-    uint64_t keep = total / 32 < (256ull << 20) ? total / 32 : 256ull << 20;
-    uint64_t spare = available > keep ? available - keep : 0;
-    if (bytes <= spare)
-        return 0;
-    return snprintf(why, n, "cannot commit the %llu-byte budget now: %llu bytes available (MemAvailable %llu, less %llu kept free)",
-                    (unsigned long long)bytes, (unsigned long long)spare, (unsigned long long)available,
-                    (unsigned long long)keep), -ENOMEM;
-}
-
-/* The carve-out itself, on first use: every page of the budget allocated
- * now. The caller holds the lock; 0, or a negative errno with `why`. */
-static int commit_budget(struct carveout *co, char *why, size_t n)
-{
-    if (co->reserve >= 0)
-        return 0;
-    int err = check_memory(co->budget, why, n);
-    if (err)
-        return err;
-    int fd = memfd_create("smaf-carveout-reserve", MFD_CLOEXEC);
-    err = fd < 0 ? errno : fallocate(fd, 0, 0, (off_t)co->budget) < 0 ? errno : 0;
-    if (err) {
-        if (fd >= 0)
-            close(fd);
-        return snprintf(why, n, "cannot commit %llu bytes: %s", (unsigned long long)co->budget, strerror(err)), -err;
-    }
-    co->reserve = fd;
-    return 0;
-}
 
 static int carveout_open(const struct smaf_core *core, void **ctx, char *error, size_t error_size)
 {
@@ -272,17 +171,6 @@ static int carveout_match(void *ctx, const struct smaf_request *request, const s
 {
     uint64_t size, pitch;
     return plan(ctx, request, merged, devices, device_count, &size, &pitch, verdict->reason, sizeof verdict->reason) == 0;
-}
-
-/* The reserve's pages fill [0, budget - used): a buffer takes `size` bytes
- * off the top and gives them back there, so only counts need tracking. */
-
-/* Give `size` bytes back to the reserve; the caller holds the lock. */
-static void refill(struct carveout *co, uint64_t size)
-{
-    if (fallocate(co->reserve, 0, (off_t)(co->budget - co->used), (off_t)size) < 0 && co->core->log)
-        co->core->log(co->core->core_data, SMAF_LOG_WARNING, NAME, "could not refill the reserve; the budget is no longer all committed");
-    co->used -= size;
 }
 
 static int carveout_allocate(void *ctx, const struct smaf_request *request, const struct smaf_constraints *merged,
