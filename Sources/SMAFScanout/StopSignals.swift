@@ -1,7 +1,6 @@
 import CSMAFSys
 import Glibc
 import SMAF
-import SMAFDRM
 import SMAFSys
 
 /// SIGINT and SIGTERM as a readable fd (signalfd): a display loop polls it
