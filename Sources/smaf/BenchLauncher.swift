@@ -36,7 +36,8 @@ enum BenchLauncher {
     static func exec(_ arguments: [String]) -> Never {
         let argv = (["smaf-bench"] + arguments).map { strdup($0) } + [nil]
         execv(path, argv)
-        failCommand("bench: cannot run \(path): \(String(cString: strerror(errno))) (smaf-bench is built and installed next to smaf)")
+        let err = errno // before anything else can change it
+        failCommand("bench: cannot run \(path): \(String(cString: strerror(err))) (smaf-bench is built and installed next to smaf)")
     }
 
     /// Runs `smaf-bench ARGUMENTS` with its output on ours and waits: the demo's benchmark teaser.
