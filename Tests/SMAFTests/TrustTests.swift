@@ -32,7 +32,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let copy = dir + "/smaf"
-        try FileManager.default.copyItem(atPath: TestSupport.smafExecutable, toPath: copy)
+        try TestSupport.copyExecutable(TestSupport.smafExecutable, to: copy)
         let env = ["SMAF_CONFIG": "/nonexistent/mallory.conf", "PATH": "/usr/bin:/bin"]
         let args = ["--reuid=65534", "--regid=65534", "--clear-groups", copy, "list"]
         let plain = try TestSupport.run("/usr/bin/setpriv", args, environment: env)
