@@ -5,7 +5,8 @@
 #   make install PREFIX=/usr/local    # also DESTDIR=... for packaging
 #   make install CONFIG=debug PREFIX=/tmp/smaf   # from the debug build
 #
-# Layout: PREFIX/bin/smaf, PREFIX/lib/libsmafapi.so (+ libsmaf.so link),
+# Layout: PREFIX/bin/smaf and smaf-bench (the benchmark harness `smaf bench`
+# runs from smaf's folder), PREFIX/lib/libsmafapi.so (+ libsmaf.so link),
 # PREFIX/lib/smaf/plugins/libsmafplugin_*.so, PREFIX/include/smaf/{smaf,plugin}.h,
 # PREFIX/lib/pkgconfig/{smaf,smaf-plugin}.pc, PREFIX/share/smaf/source
 # (the package sources, for Swift plugins built out of tree with the kit).
@@ -32,7 +33,7 @@ install: all install-files
 # The copy alone, from an existing build (the tests use it).
 install-files:
 	install -d $(DEST)/bin $(DEST)/lib/smaf/plugins $(DEST)/include/smaf $(DEST)/lib/pkgconfig $(DEST)/share/smaf/source
-	install -m 755 $(BUILD)/smaf $(DEST)/bin/smaf
+	install -m 755 $(BUILD)/smaf $(BUILD)/smaf-bench $(DEST)/bin/
 	install -m 755 $(BUILD)/libsmafapi.so $(DEST)/lib/libsmafapi.so
 	ln -sf libsmafapi.so $(DEST)/lib/libsmaf.so
 	install -m 755 $(foreach p,$(SHIPPED_PLUGINS),$(BUILD)/libsmafplugin_$(p).so) $(DEST)/lib/smaf/plugins/
@@ -42,5 +43,5 @@ install-files:
 	cp -R Package.swift Sources plugins $(DEST)/share/smaf/source/
 
 uninstall:
-	rm -rf $(DEST)/bin/smaf $(DEST)/lib/libsmafapi.so $(DEST)/lib/libsmaf.so $(DEST)/lib/smaf \
+	rm -rf $(DEST)/bin/smaf $(DEST)/bin/smaf-bench $(DEST)/lib/libsmafapi.so $(DEST)/lib/libsmaf.so $(DEST)/lib/smaf \
 	       $(DEST)/include/smaf $(DEST)/lib/pkgconfig/smaf.pc $(DEST)/lib/pkgconfig/smaf-plugin.pc $(DEST)/share/smaf

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <sys/auxv.h>
@@ -133,4 +134,20 @@ int csmaf_clear_nonblock(int fd)
 {
     int flags = fcntl(fd, F_GETFL);
     return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+int csmaf_signalfd(const sigset_t *mask)
+{
+    return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int csmaf_signalfd_read(int fd)
+{
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    if (n == (ssize_t)sizeof info)
+        return (int)info.ssi_signo;
+    if (n < 0 && errno != EAGAIN)
+        return -1;
+    return 0;
 }

@@ -96,6 +96,6 @@ public final class AllocatorRegistry: Sendable {
     }
 }
 
-func errnoName(_ e: Int32) -> String {
+package func errnoName(_ e: Int32) -> String {
     Errno(rawValue: e).symbolicName
 }

@@ -84,6 +84,13 @@ extension Buffer {
         return try body(mapping.bytes)
     }
 
+    /// Zeroes the buffer's memory, if it has any: a pooled buffer's scrub
+    /// before it is handed out again.
+    package func zeroFill() throws {
+        guard let live = state.withLock({ $0.live }) else { return }
+        try zeroFill(live)
+    }
+
     /// Zeroes all of `live`'s memory through a writable mapping, bracketed by
     /// DMA_BUF_IOCTL_SYNC: the scrub of secure buffers on release and of
     /// pooled buffers before they are handed out again.

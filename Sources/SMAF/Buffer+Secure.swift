@@ -21,6 +21,20 @@ extension Buffer {
         }
     }
 
+    /// Undoes `markSecure` before the buffer has memory: the module's
+    /// context is destroyed (nothing was granted yet). Nothing happens to a
+    /// buffer that is not secure.
+    public func unmarkSecure() throws(SMAFError) {
+        let session: SecureSession? = try state.withLock { (s) throws(SMAFError) in
+            guard !s.released else { throw SMAFError(.unsupported, "secure: buffer was released") }
+            guard s.live == nil else {
+                throw SMAFError(.unsupported, "secure: the buffer already has memory; a secure buffer stays secure")
+            }
+            return s.secure.take()
+        }
+        try session?.close { "not secure any more before it had memory: nothing to scrub" }
+    }
+
     var secureSession: SecureSession? { state.withLock { $0.secure } }
 
     public var isSecure: Bool { secureSession != nil }

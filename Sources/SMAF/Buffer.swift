@@ -13,10 +13,11 @@ import Synchronization
 /// scrubs and frees, and once a release has started nothing new may map,
 /// export or attach.
 public final class Buffer: Sendable {
-    public let request: BufferRequest
     let registry: AllocatorRegistry
 
     struct State {
+        /// What the buffer is asked to be; its forced allocator may change until it has memory.
+        var request: BufferRequest
         var constraints = MergedConstraints()
         var live: LiveAllocation?
         var explanation: Explanation?
@@ -42,17 +43,15 @@ public final class Buffer: Sendable {
 
     init(registry: AllocatorRegistry, request: BufferRequest) {
         self.registry = registry
-        self.request = request
-        state = ConditionMutex(State())
+        state = ConditionMutex(State(request: request))
         id = Buffer.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
     /// A buffer born with memory: what `surrenderMemory()` took from an
     /// earlier buffer, handed out again by a `BufferPool`.
-    init(registry: AllocatorRegistry, request: BufferRequest, reusing memory: SurrenderedMemory) {
+    package init(registry: AllocatorRegistry, request: BufferRequest, reusing memory: SurrenderedMemory) {
         self.registry = registry
-        self.request = request
-        state = ConditionMutex(State(constraints: memory.constraints, live: memory.live, explanation: memory.explanation))
+        state = ConditionMutex(State(request: request, constraints: memory.constraints, live: memory.live, explanation: memory.explanation))
         id = Buffer.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
@@ -61,6 +60,8 @@ public final class Buffer: Sendable {
         do { try release() } catch { registry.core.log(.error, "buffer \(id): \(error.message)") }
     }
 
+    /// What the buffer was asked to be, with the allocator forced so far.
+    public var request: BufferRequest { state.withLock { $0.request } }
     /// The devices attached so far.
     public var devices: [DeviceConstraints] { state.withLock { $0.constraints.devices } }
     public var constraints: MergedConstraints { state.withLock { $0.constraints } }
@@ -91,14 +92,30 @@ public final class Buffer: Sendable {
                 throw s.live == nil ? error : SMAFError(.lateAttachRefused, "late attach of \(device.name): \(error.message)")
             }
             if let live = s.live {
-                if let reason = AllocationAudit.deviceMisfits(live.info, device).first ?? live.plugin.match(
-                    CallStructs(request: request, size: live.info.size, modifiers: live.info.modifier.map { [$0] } ?? [], constraints: next)) {
+                if let reason = AllocationFit.deviceMisfits(live.info, device).first ?? live.plugin.match(
+                    CallStructs(request: s.request, size: live.info.size, modifiers: live.info.modifier.map { [$0] } ?? [], constraints: next)) {
                     throw SMAFError(.lateAttachRefused,
                                     "late attach of \(device.name) refused: the buffer already has \(live.info.allocator) memory and \(reason)")
                 }
                 _ = try s.secure?.grant(device, length: live.info.size, access: SecureAccess(usage: device.usage))
             }
             s.constraints = next
+        }
+    }
+
+    /// Forces the allocator named `name` on the buffer (nil: the core
+    /// chooses again), as `BufferRequest.allocator` would have: the forced
+    /// allocator is a property of the request until the buffer has memory.
+    /// Throws for a name no loaded allocator has, and once the buffer has
+    /// memory or was released.
+    public func force(allocator name: String?) throws(SMAFError) {
+        if let name { _ = try registry.forcedPlugin(name) }
+        try state.withLock { (s) throws(SMAFError) in
+            guard !s.released else { throw SMAFError(.unsupported, "allocator: buffer was released") }
+            if let live = s.live {
+                throw SMAFError(.unsupported, "allocator: the buffer already has \(live.info.allocator) memory; force an allocator before its first use")
+            }
+            s.request.allocator = name
         }
     }
 
@@ -112,7 +129,7 @@ public final class Buffer: Sendable {
     func live(_ s: inout State) throws(SMAFError) -> LiveAllocation {
         guard !s.released else { throw SMAFError(.unsupported, "buffer was released") }
         if let live = s.live { return live }
-        var request = self.request
+        var request = s.request
         // A module that denies CPU writes gets fds the kernel keeps read-only.
         if let secure = s.secure, secure.cpuRefusal(.write) != nil { request.readOnly = true }
         let selection = try registry.select(request, s.constraints)
@@ -209,12 +226,16 @@ public final class Buffer: Sendable {
     /// The memory of a buffer that ended without giving it back, and what a
     /// new buffer needs to carry it on. Still one release path: the
     /// allocation goes back to its plugin when the last holder drops it.
-    struct SurrenderedMemory: Sendable {
+    package struct SurrenderedMemory: Sendable {
         let live: LiveAllocation
         let constraints: MergedConstraints
         let explanation: Explanation?
         /// An fd was exported from it: reuse only once nothing else references it.
-        let exported: Bool
+        package let exported: Bool
+
+        package var info: Allocation { live.info }
+        /// The allocator's fd; borrow it only while this value lives.
+        package var fd: Int32 { live.fd }
     }
 
     /// Ends this buffer like `release()` but hands its memory to the caller
@@ -222,7 +243,7 @@ public final class Buffer: Sendable {
     /// has ended. nil, and nothing changes, if the buffer has no memory, was
     /// released, is secure (secure memory goes back through its module,
     /// never to a pool) or is being accessed by this very thread.
-    func surrenderMemory() -> SurrenderedMemory? {
+    package func surrenderMemory() -> SurrenderedMemory? {
         let proceed: Bool = state.withLock { s in
             guard !s.released, s.secure == nil, s.live != nil, !s.accessedByThisThread else { return false }
             s.released = true

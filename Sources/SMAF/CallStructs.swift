@@ -7,14 +7,14 @@ import SMAFFormats
 /// it. Everything its pointers point to (the structs, strings, format and
 /// modifier lists) lives in one block sized up front: one malloc per
 /// selection, freed on deinit.
-final class CallStructs {
-    let request: UnsafeMutablePointer<smaf_request>
-    let merged: UnsafeMutablePointer<smaf_constraints>
-    let devicePointers: UnsafeMutablePointer<UnsafePointer<smaf_constraints>?>
-    let deviceCount: Int
+package final class CallStructs {
+    package let request: UnsafeMutablePointer<smaf_request>
+    package let merged: UnsafeMutablePointer<smaf_constraints>
+    package let devicePointers: UnsafeMutablePointer<UnsafePointer<smaf_constraints>?>
+    package let deviceCount: Int
     private var arena: Arena
 
-    init(request: BufferRequest, size: UInt64, modifiers: [Modifier], constraints: MergedConstraints) {
+    package init(request: BufferRequest, size: UInt64, modifiers: [Modifier], constraints: MergedConstraints) {
         let mergedNode = constraints.importNodes.count == 1 ? constraints.importNodes[0] : nil
         deviceCount = constraints.devices.count
         var bytes = Arena.headerBytes(devices: deviceCount) + Arena.bytes(modifiers.count, UInt64.self)

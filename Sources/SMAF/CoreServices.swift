@@ -4,7 +4,7 @@ import Synchronization
 
 /// The `smaf_core` table handed to every plugin: logging and settings. It
 /// lives as long as any plugin opened with it (plugins keep a reference).
-final class CoreServices: @unchecked Sendable {
+package final class CoreServices: @unchecked Sendable {
     let configuration: Configuration
     let log: Logger
     /// Stable C copies of settings handed out; smaf_core.config promises the
@@ -12,7 +12,7 @@ final class CoreServices: @unchecked Sendable {
     private let strings = Mutex<[String: UnsafeMutablePointer<CChar>]>([:])
     let table: UnsafeMutablePointer<smaf_core>
 
-    init(configuration: Configuration) {
+    package init(configuration: Configuration) {
         self.configuration = configuration
         log = Logger(level: configuration.logLevel)
         table = .allocate(capacity: 1)

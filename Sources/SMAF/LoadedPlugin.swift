@@ -24,7 +24,7 @@ public final class LoadedPlugin: @unchecked Sendable {
     /// The plugin's table and ops as this core reads them: copied from the
     /// plugin's structs up to their struct_size (PluginStruct), so a field a
     /// plugin built for an older minor does not have reads as its default.
-    let table: smaf_plugin
+    package let table: smaf_plugin
     enum EntryPoints {
         case allocator(smaf_allocator_ops)
         case secure(smaf_secure_ops)
@@ -32,7 +32,7 @@ public final class LoadedPlugin: @unchecked Sendable {
     let entryPoints: EntryPoints
     /// The allocator ops, whose required ones the loader checked are set;
     /// only called on plugins the registry keeps as allocators.
-    var ops: smaf_allocator_ops {
+    package var ops: smaf_allocator_ops {
         guard case .allocator(let ops) = entryPoints else { preconditionFailure("\(name) is not an allocator") }
         return ops
     }
@@ -40,7 +40,7 @@ public final class LoadedPlugin: @unchecked Sendable {
     /// plugin, which match() alone decides for, and for secure modules.
     // Set once by the loader, right after open and before the plugin is shared.
     public internal(set) var capabilities: PluginCapabilities?
-    let context: UnsafeMutableRawPointer?
+    package let context: UnsafeMutableRawPointer?
     let core: CoreServices
     private let serialize: Bool
     private let callLock = Mutex(())
@@ -61,7 +61,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         serialize = table.flags & SMAF_PLUGIN_FLAG_SERIALIZE.rawValue != 0
     }
 
-    func serialized<R>(_ body: () -> R) -> R {
+    package func serialized<R>(_ body: () -> R) -> R {
         guard serialize else { return body() }
         return callLock.withLock { _ in body() }
     }
@@ -119,7 +119,7 @@ public final class LoadedPlugin: @unchecked Sendable {
         }
     }
 
-    func release(_ allocation: inout smaf_allocation) {
+    package func release(_ allocation: inout smaf_allocation) {
         serialized { ops.release!(context, &allocation) }
     }
 

@@ -19,14 +19,16 @@ public struct LoadWarning: Error, Sendable, Equatable, CustomStringConvertible {
 /// another ABI major, a table too small for ABI 1, a missing op, a bad name
 /// or one already taken, an open() that fails or returns nonsense. A refused
 /// plugin costs one warning naming the file and the reason, never the process.
-struct PluginLoader {
+package struct PluginLoader {
     let core: CoreServices
+
+    package init(core: CoreServices) { self.core = core }
 
     /// Shipped plugins are named libsmafplugin_<name>.so so they can sit in
     /// a folder with other libraries (SwiftPM's build folder, an exe's dir).
     static let shippedPrefix = "libsmafplugin_"
 
-    typealias Warning = LoadWarning
+    package typealias Warning = LoadWarning
 
     /// The files to try, in order: libsmafplugin_*.so next to the
     /// executable, <prefix>/lib/smaf/plugins (and beside libsmafapi.so),
@@ -57,7 +59,7 @@ struct PluginLoader {
     /// the same name, allocator or secure module, is refused before its
     /// open() runs, naming both files. So a `policy` on SMAF_PLUGIN_PATH
     /// never replaces the shipped secure module.
-    func loadAll() -> (plugins: [LoadedPlugin], warnings: [Warning]) {
+    package func loadAll() -> (plugins: [LoadedPlugin], warnings: [Warning]) {
         var plugins: [LoadedPlugin] = []
         var warnings: [Warning] = []
         var owners: [String: String] = [:]
@@ -188,7 +190,7 @@ struct PluginLoader {
     }
 }
 
-func isDirectory(_ path: String) -> Bool {
+package func isDirectory(_ path: String) -> Bool {
     var st = stat()
     return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
 }

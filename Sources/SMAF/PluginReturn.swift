@@ -5,7 +5,7 @@ import Glibc
 /// core does any arithmetic on it: 0 is success, -1...-4095 a negative errno
 /// (the kernel's own range, MAX_ERRNO), anything else a broken plugin.
 /// Negating INT_MIN or reading 7 as an errno is never reached.
-enum PluginStatus: Equatable {
+package enum PluginStatus: Equatable {
     case success
     case failure(errno: Int32)
     case invalid(Int32)
@@ -13,7 +13,7 @@ enum PluginStatus: Equatable {
     /// The largest errno the kernel hands out (include/linux/err.h).
     static let maxErrno: Int32 = 4095
 
-    init(_ code: Int32) {
+    package init(_ code: Int32) {
         switch code {
         case 0: self = .success
         case -Self.maxErrno ... -1: self = .failure(errno: -code)
@@ -22,7 +22,7 @@ enum PluginStatus: Equatable {
     }
 
     /// The refusal for a code outside the ABI, naming the op.
-    static func invalidCode(_ op: String, _ code: Int32) -> String {
+    package static func invalidCode(_ op: String, _ code: Int32) -> String {
         "\(op) returned an invalid code \(code) (only 0 or a negative errno -1...-\(maxErrno) mean something)"
     }
 
@@ -35,7 +35,7 @@ enum PluginStatus: Equatable {
 /// The most of a plugin's report (`describe_stats`) the core reads: a
 /// region map and a call log fit many times over; a length beyond it is a
 /// broken plugin, not a request to allocate its number of bytes.
-let statsReportLimit = 64 << 10
+package let statsReportLimit = 64 << 10
 
 /// Plugin strings the core reads through a bare pointer (names, summaries,
 /// log lines, setting keys) are read up to here and no further: the core
@@ -56,7 +56,7 @@ func boundedCString(_ pointer: UnsafePointer<CChar>?, limit: Int) -> String? {
 }
 
 /// A NUL-terminated string in a fixed C buffer (never reads past it).
-func cString(_ raw: UnsafeRawBufferPointer) -> String {
+package func cString(_ raw: UnsafeRawBufferPointer) -> String {
     String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
 }
 

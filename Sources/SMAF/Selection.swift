@@ -49,14 +49,14 @@ extension AllocatorRegistry {
     /// made only when someone reads a reason), the debug log built only
     /// when it is on.
     func walk(_ request: BufferRequest, _ constraints: MergedConstraints,
-              attempt: (LoadedPlugin, CallStructs, AllocationAudit.Expectation) -> Attempt) throws(SMAFError) -> Walk {
+              attempt: (LoadedPlugin, CallStructs, AllocationFit.Expectation) -> Attempt) throws(SMAFError) -> Walk {
         let size = try request.minimumSize()
         let modifiers = try request.negotiate(with: constraints)
         var forced: LoadedPlugin?
         if let name = request.allocator { forced = try forcedPlugin(name) }
         let call = CallStructs(request: request, size: size, modifiers: modifiers, constraints: constraints)
         let isImage = if case .image = request.shape { true } else { false }
-        let expectation = AllocationAudit.Expectation(request, size: size, modifiers: modifiers)
+        let expectation = AllocationFit.Expectation(request, size: size, modifiers: modifiers)
         var explanation = Explanation(forcedAllocator: request.allocator, devices: constraints.devices.map(\.name))
         explanation.entries.reserveCapacity(plugins.count)
         let logging = core.log.level >= .debug

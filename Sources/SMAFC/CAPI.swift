@@ -1,6 +1,7 @@
 import CSMAFAPI
 import Glibc
 import SMAF
+import SMAFProbe
 import SMAFSys
 
 // The C API (include/smaf/smaf.h) over the Swift library. Handles are
@@ -19,36 +20,20 @@ final class ContextHandle {
     deinit { names.forEach { free($0) } }
 }
 
-/// The C buffer gathers what the caller says (devices, forced allocator,
-/// secure flag) and makes the Swift Buffer at the first export, which is
-/// when a deferred buffer gets its memory anyway.
+/// A smaf_buffer is a Swift Buffer from its creation: deferred already (no
+/// memory until the first export), with devices, forced allocator and
+/// secure flag set on it directly. The handle adds only the C copy of the
+/// allocator's name that smaf_buffer_allocator() hands out.
 final class BufferHandle {
-    let context: ContextHandle
-    var request: BufferRequest
-    var devices: [DeviceConstraints] = []
-    var secure = false
-    var buffer: Buffer?
-    var allocatorName: UnsafeMutablePointer<CChar>?
+    let buffer: Buffer
+    private var allocatorName: UnsafeMutablePointer<CChar>?
 
-    init(context: ContextHandle, request: BufferRequest) {
-        self.context = context
-        self.request = request
-    }
+    init(_ buffer: Buffer) { self.buffer = buffer }
 
-    func materialized() throws(SMAFError) -> Buffer {
-        if let buffer { return buffer }
-        let b = try context.registry.buffer(request)
-        if secure { try b.markSecure() }
-        for d in devices { try b.attach(d) }
-        let a = try b.materialize()
-        allocatorName = strdup(a.allocator)
-        buffer = b
-        return b
-    }
-
-    /// Changes that only make sense before the memory exists.
-    func beforeMemory(_ what: String) throws(SMAFError) {
-        if buffer != nil { throw SMAFError(.unsupported, "\(what): the buffer already has memory (set it before the first export)") }
+    /// The chosen allocator's name as a C string that lives as long as the handle; nil before memory.
+    func allocatorCString() -> UnsafePointer<CChar>? {
+        if allocatorName == nil, let a = buffer.allocation { allocatorName = strdup(a.allocator) }
+        return allocatorName.map { UnsafePointer($0) }
     }
 
     // The Buffer releases its memory when the last reference goes.
@@ -141,10 +126,8 @@ private func makeBuffer(_ ctx: OpaquePointer?, _ request: BufferRequest, _ flags
         if flags & ~CLimits.knownFlags != 0 {
             throw SMAFError(.invalidRequest, "\(call): unknown flags 0x\(String(flags & ~CLimits.knownFlags, radix: 16)) (known: SMAF_BUFFER_SECURE)")
         }
-        _ = try request.minimumSize()
-        let b = BufferHandle(context: c, request: request)
-        b.secure = flags & UInt32(SMAF_BUFFER_SECURE) != 0
-        if b.secure { _ = try c.registry.secureModule(named: nil) }
+        let b = BufferHandle(try c.registry.buffer(request))
+        if flags & UInt32(SMAF_BUFFER_SECURE) != 0 { try b.buffer.markSecure() }
         smaf_set_last_error(nil)
         return OpaquePointer(Unmanaged.passRetained(b).toOpaque())
     } catch {
@@ -179,7 +162,7 @@ public func smaf_buffer_destroy(_ buf: OpaquePointer?) -> Int32 {
     guard let buf else { return 0 }
     let handle = Unmanaged<BufferHandle>.fromOpaque(UnsafeRawPointer(buf)).takeRetainedValue()
     do {
-        try handle.buffer?.release()
+        try handle.buffer.release()
         smaf_set_last_error(nil)
         return 0
     } catch {
@@ -207,8 +190,7 @@ public func smaf_buffer_attach_drm(_ buf: OpaquePointer?, _ fd: Int32) -> Int32 
         guard stat(node, &named) == 0, named.st_rdev == st.st_rdev else {
             throw SMAFError(.invalidDescriptor, "smaf_buffer_attach_drm: fd \(fd)'s node \(DisplayText.escaped(node)) is gone or is another device now")
         }
-        let device = try DeviceConstraints.probe(node: node)
-        try attach(b, device)
+        try b.buffer.attach(try DeviceConstraints.probe(node: node))
         return 0
     }
 }
@@ -217,29 +199,16 @@ public func smaf_buffer_attach_drm(_ buf: OpaquePointer?, _ fd: Int32) -> Int32 
 public func smaf_buffer_attach_json(_ buf: OpaquePointer?, _ json: UnsafePointer<CChar>?) -> Int32 {
     withBuffer(buf, "smaf_buffer_attach_json") { b in
         let text = try text(json, "smaf_buffer_attach_json", "json", limit: CLimits.json)
-        try attach(b, try DeviceConstraints.fromJSON(Array(text.utf8), source: "descriptor"))
+        try b.buffer.attach(try DeviceConstraints.fromJSON(Array(text.utf8), source: "descriptor"))
         return 0
-    }
-}
-
-/// Before memory, devices are kept to attach at the first export (and
-/// checked for conflicts now); after, they attach late and are checked.
-private func attach(_ b: BufferHandle, _ device: DeviceConstraints) throws(SMAFError) {
-    if let buffer = b.buffer {
-        try buffer.attach(device)
-    } else {
-        _ = try MergedConstraints(b.devices + [device])
-        b.devices.append(device)
     }
 }
 
 @_cdecl("smaf_buffer_force_allocator")
 public func smaf_buffer_force_allocator(_ buf: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> Int32 {
     withBuffer(buf, "smaf_buffer_force_allocator") { b in
-        try b.beforeMemory("smaf_buffer_force_allocator")
         let n = try name.map { (p) throws(SMAFError) in try text(p, "smaf_buffer_force_allocator", "name", limit: CLimits.name) }
-        if let n { _ = try b.context.registry.buffer(BufferRequest(.bytes(1), allocator: n)) }
-        b.request.allocator = n
+        try b.buffer.force(allocator: n)
         return 0
     }
 }
@@ -247,42 +216,48 @@ public func smaf_buffer_force_allocator(_ buf: OpaquePointer?, _ name: UnsafePoi
 @_cdecl("smaf_buffer_set_secure")
 public func smaf_buffer_set_secure(_ buf: OpaquePointer?, _ secure: Int32) -> Int32 {
     withBuffer(buf, "smaf_buffer_set_secure") { b in
-        try b.beforeMemory("smaf_buffer_set_secure")
-        if secure != 0 { _ = try b.context.registry.secureModule(named: nil) }
-        b.secure = secure != 0
+        switch (secure != 0, b.buffer.isSecure) {
+        case (true, false): try b.buffer.markSecure()
+        case (false, true): try b.buffer.unmarkSecure()
+        default:
+            // Already as asked: still a change the header allows only before memory.
+            if b.buffer.allocation != nil {
+                throw SMAFError(.unsupported, "smaf_buffer_set_secure: the buffer already has memory (set it before the first export)")
+            }
+        }
         return 0
     }
 }
 
 @_cdecl("smaf_buffer_get_secure")
 public func smaf_buffer_get_secure(_ buf: OpaquePointer?) -> Int32 {
-    buffer(buf).map { $0.secure ? 1 : 0 } ?? 0
+    buffer(buf).map { $0.buffer.isSecure ? 1 : 0 } ?? 0
 }
 
 @_cdecl("smaf_buffer_export")
 public func smaf_buffer_export(_ buf: OpaquePointer?) -> Int32 {
-    withBuffer(buf, "smaf_buffer_export") { b in try b.materialized().exportFD().take() }
+    withBuffer(buf, "smaf_buffer_export") { b in try b.buffer.exportFD().take() }
 }
 
 @_cdecl("smaf_buffer_export_for")
 public func smaf_buffer_export_for(_ buf: OpaquePointer?, _ device: UnsafePointer<CChar>?) -> Int32 {
     withBuffer(buf, "smaf_buffer_export_for") { b in
         let name = try text(device, "smaf_buffer_export_for", "device", limit: CLimits.name)
-        return try b.materialized().exportFD(for: name).take()
+        return try b.buffer.exportFD(for: name).take()
     }
 }
 
 @_cdecl("smaf_buffer_allocator")
 public func smaf_buffer_allocator(_ buf: OpaquePointer?) -> UnsafePointer<CChar>? {
-    buffer(buf)?.allocatorName.map { UnsafePointer($0) }
+    buffer(buf)?.allocatorCString()
 }
 
 @_cdecl("smaf_buffer_size")
 public func smaf_buffer_size(_ buf: OpaquePointer?) -> UInt64 {
-    buffer(buf)?.buffer?.allocation?.size ?? 0
+    buffer(buf)?.buffer.allocation?.size ?? 0
 }
 
 @_cdecl("smaf_buffer_stride")
 public func smaf_buffer_stride(_ buf: OpaquePointer?) -> UInt32 {
-    buffer(buf)?.buffer?.allocation?.planes.first?.stride ?? 0
+    buffer(buf)?.buffer.allocation?.planes.first?.stride ?? 0
 }

@@ -249,10 +249,3 @@ extension DRMDevice {
         return ids
     }
 }
-
-/// CLOCK_MONOTONIC in seconds, for deadlines and rates.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

@@ -151,12 +151,6 @@ public enum MemoryHeadroom {
         }
         return limits
     }
-
-    private static func monotonicNanoseconds() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
-    }
 }
 
 private extension String {

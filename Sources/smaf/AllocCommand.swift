@@ -1,6 +1,8 @@
 import ArgumentParser
 import Glibc
 import SMAF
+import SMAFCommandLine
+import SMAFProbe
 import SMAFSys
 
 struct AllocCommand: ParsableCommand {
@@ -152,17 +154,24 @@ func runWithBuffer(_ argv: [String], fd: Int32, _ a: Allocation) throws -> Int32
     env["SMAF_PLANES"] = a.planes.map { "\($0.offset):\($0.stride)" }.joined(separator: ",")
     env["SMAF_DMABUF"] = a.isDmaBuf ? "1" : "0"
 
+    return try spawnAndWait(argv, environment: env, fd3: fd)
+}
+
+/// Runs `argv` (argv[0] looked up on PATH unless it has a slash) with
+/// `environment` (nil: this process's own) and, if given, `fd3` as its fd 3;
+/// waits for it and returns its exit status, 128+N when signal N ended it.
+func spawnAndWait(_ argv: [String], environment: [String: String]?, fd3: Int32? = nil) throws -> Int32 {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     // dup2 clears close-on-exec on the new descriptor, so fd 3 survives exec.
-    posix_spawn_file_actions_adddup2(&actions, fd, 3)
+    if let fd3 { posix_spawn_file_actions_adddup2(&actions, fd3, 3) }
 
     let cArgs = argv.map { strdup($0) } + [nil]
-    let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { (cArgs + cEnv).forEach { free($0) } }
+    let cEnv = environment.map { env in env.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+    defer { (cArgs + (cEnv ?? [])).forEach { free($0) } }
     var pid = pid_t()
-    let rc = posix_spawnp(&pid, argv[0], &actions, nil, cArgs, cEnv)
+    let rc = cEnv.map { posix_spawnp(&pid, argv[0], &actions, nil, cArgs, $0) } ?? posix_spawnp(&pid, argv[0], &actions, nil, cArgs, environ)
     guard rc == 0 else {
         throw CommandFailure(message: "exec: cannot run '\(argv[0])': \(String(cString: strerror(rc)))", code: 127)
     }

@@ -1,5 +1,7 @@
 import ArgumentParser
+import CMARegion
 import SMAF
+import SMAFCommandLine
 import SMAFSys
 
 struct CMACommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import SMAF
+import SMAFCommandLine
 import SMAFDRM
 import SMAFSys
 
@@ -77,7 +78,7 @@ struct DemoCommand: ParsableCommand {
         }
 
         section("benchmark: allocate + export + release, smaf vs raw syscalls interleaved, \(iterations) cycles each")
-        print(try DemoBenchmark(registry: registry, iterations: iterations).table())
+        try BenchLauncher.run(["--teaser", "--iterations", "\(iterations)"])
     }
 
     private func section(_ title: String) { print("\n== \(title)") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SMAF
+import SMAFCommandLine
 import SMAFSys
 
 struct ListCommand: ParsableCommand {
@@ -72,17 +73,4 @@ func pluginTable(_ registry: AllocatorRegistry) -> String {
         for m in registry.secureModules { lines.append("  \(m.name) (rank \(m.rank), \(m.rankSource)): \(DisplayText.escaped(m.summary))") }
     }
     return lines.joined(separator: "\n")
-}
-
-/// Left-aligned columns, two spaces apart.
-func table(_ rows: [[String]]) -> [String] {
-    let widths = (0..<(rows.first?.count ?? 0)).map { c in rows.map { $0[c].count }.max() ?? 0 }
-    return rows.map { row in
-        row.enumerated().map { i, cell in i == row.count - 1 ? cell : cell.padded(widths[i]) }.joined(separator: "  ")
-    }
-}
-
-extension String {
-    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Glibc
 import SMAF
+import SMAFCommandLine
+import SMAFConformance
 import SMAFSys
 
 struct PluginCommand: ParsableCommand {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import SMAF
+import SMAFCommandLine
 import SMAFDRM
+import SMAFProbe
 
 struct ProbeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import SMAF
+import SMAFCommandLine
 import SMAFSys
 
 @main
@@ -31,31 +32,13 @@ struct SMAFCommand: ParsableCommand {
         defaultSubcommand: nil
     )
 
-    /// Runs the CLI with one rule for every error: one line on stderr, exit 1.
-    /// Argument mistakes keep ArgumentParser's usage text (exit 64).
+    /// `smaf bench ...` is smaf-bench's (BenchLauncher), help included;
+    /// everything else is parsed here, with one rule for every error.
     static func main() {
-        do {
-            var command = try parseAsRoot()
-            try command.run()
-        } catch let error as SMAFError {
-            fail(error.message)
-        } catch let error as CommandFailure {
-            fail(error.message, code: error.code)
-        } catch {
-            Self.exit(withError: error)
-        }
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == BenchCommand.configuration.commandName { BenchLauncher.exec(Array(arguments.dropFirst())) }
+        runWithOneErrorRule(arguments)
     }
-
-    static func fail(_ message: String, code: Int32 = 1) -> Never {
-        writeStandardError("smaf: error: \(DisplayText.escaped(message))")
-        Glibc.exit(code)
-    }
-}
-
-/// An error the CLI itself reports (not the library's): one line, an exit code.
-struct CommandFailure: Error {
-    var message: String
-    var code: Int32 = 1
 }
 
 /// Options every command that touches the registry shares.

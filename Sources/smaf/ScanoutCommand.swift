@@ -1,7 +1,9 @@
 import ArgumentParser
 import Glibc
 import SMAF
+import SMAFCommandLine
 import SMAFDRM
+import SMAFScanout
 import SMAFSys
 
 struct ScanoutCommand: ParsableCommand {

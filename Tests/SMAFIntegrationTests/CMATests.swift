@@ -1,3 +1,4 @@
+import CMARegion
 import Glibc
 import SMAF
 import SMAFDRM

@@ -1,5 +1,6 @@
 import Foundation
 import SMAF
+import SMAFConformance
 import Testing
 
 /// `smaf plugin check` on every shipped plugin against a real kernel (the VM

@@ -2,6 +2,8 @@ import Foundation
 import Glibc
 import SMAF
 import SMAFDRM
+import SMAFProbe
+import SMAFScanout
 import SMAFSys
 import Testing
 

@@ -9,14 +9,14 @@ import Testing
 /// - suites written around the test bed's devices and their measured
 ///   behaviour (vgem, virtio-gpu, bochs, /dev/udmabuf, the system dma-heap):
 ///   `.enabled(if: KernelTestBed.testBed, KernelTestBed.testBedSkipReason)`.
-///   They run in the VM (scripts/vm, SMAF_IN_VM=1), where a missing device
+///   They run in the VM (scripts/vm, SMAFVM_GUEST=1), where a missing device
 ///   fails, and on a machine that has every one of those devices; elsewhere
 ///   (a workstation's real GPU, a host without DRM) they are skipped, visibly.
 /// - suites that need a DRM device of any kind and expect nothing
 ///   driver-specific: `.enabled(if: KernelTestBed.anyDRM, KernelTestBed.noDRMReason)`.
 ///   They run in the VM and on real hardware too.
 enum KernelTestBed {
-    static let inVM = getenv("SMAF_IN_VM").map { String(cString: $0) == "1" } ?? false
+    static let inVM = getenv("SMAFVM_GUEST").map { String(cString: $0) == "1" } ?? false
     static let drivers = Set(DRMDevice.primaryNodes().compactMap { try? DRMDevice(path: $0).driver })
     static let testBedDrivers: Set<String> = ["vgem", "virtio_gpu", "bochs-drm"]
     /// What this machine lacks of the test bed: DRM drivers, /dev/udmabuf, the system dma-heap.

@@ -1,6 +1,7 @@
 import Glibc
 import SMAF
 import SMAFDRM
+import SMAFScanout
 import SMAFSys
 import Testing
 

@@ -1,5 +1,6 @@
 import Glibc
 import SMAF
+import SMAFScanout
 import SMAFSys
 import Synchronization
 import Testing
@@ -14,8 +15,8 @@ struct ScreenCapture {
     let rgb: [UInt8]
 
     /// The helper exists only under scripts/vm.
-    static let helper = getenv("SMAF_VM_SCREENDUMP").map { String(cString: $0) }
-    static let share = getenv("SMAF_VM_SHARE").map { String(cString: $0) }
+    static let helper = getenv("SMAFVM_SCREENDUMP").map { String(cString: $0) }
+    static let share = getenv("SMAFVM_SHARE").map { String(cString: $0) }
     static var available: Bool { helper != nil && share != nil }
     static let unavailableReason: Comment = "no QEMU screendump helper: run through scripts/vm"
 

@@ -1,6 +1,7 @@
 import Glibc
 import SMAF
 import SMAFDRM
+import SMAFProbe
 import SMAFSys
 import Testing
 

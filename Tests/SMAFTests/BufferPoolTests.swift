@@ -1,5 +1,6 @@
-import Foundation
 @testable import SMAF
+import Foundation
+import SMAFPool
 import SMAFSys
 import Testing
 

@@ -22,6 +22,31 @@ import Testing
         }
     }
 
+    /// The forced allocator is a property of the request until the buffer
+    /// has memory (what smaf_buffer_force_allocator stands on): a name is
+    /// checked against the registry when it is given, nil lets the core
+    /// choose again, and once there is memory nothing changes it.
+    @Test func anAllocatorIsForcedUntilTheBufferHasMemory() throws {
+        let r = try TestSupport.registry([TestSupport.shippedPlugin("memfd"), TestSupport.shippedPlugin("shm")])
+        let buffer = try r.buffer(.bytes(8192))
+        let unknown = #expect(throws: SMAFError.self) { try buffer.force(allocator: "no-such-allocator") }
+        #expect(unknown?.kind == .unknownAllocator)
+        #expect(unknown?.message == "allocator: no allocator named 'no-such-allocator' is loaded (known: memfd, shm)")
+        #expect(buffer.request.allocator == nil, "a refused name changes nothing")
+        try buffer.force(allocator: "memfd")
+        try buffer.force(allocator: "shm")
+        #expect(buffer.request.allocator == "shm")
+        #expect(try buffer.materialize().allocator == "shm")
+        #expect(buffer.explanation?.forcedAllocator == "shm")
+        let late = #expect(throws: SMAFError.self) { try buffer.force(allocator: "memfd") }
+        #expect(late?.message == "allocator: the buffer already has shm memory; force an allocator before its first use")
+        #expect(buffer.allocation?.allocator == "shm")
+
+        let unforced = try r.buffer(.bytes(8192, allocator: "shm"))
+        try unforced.force(allocator: nil)
+        #expect(try unforced.materialize().allocator == "memfd", "memfd outranks shm when nobody forces")
+    }
+
     @Test func imageLayoutFromTheDevices() throws {
         var codec = DeviceConstraints(name: "codec")
         codec.pitchAlignment = 256

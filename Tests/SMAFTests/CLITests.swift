@@ -36,6 +36,21 @@ import Testing
         #expect(r.stdout.isEmpty)
     }
 
+    /// `smaf bench` runs the smaf-bench beside smaf; where there is none,
+    /// it says so in one line instead of running anything else.
+    @Test func benchWithoutItsHarnessSaysWhere() throws {
+        // A hard link in the build's own file system, not a copy: a copy being
+        // written while another test forks could fail the exec with ETXTBSY.
+        let dir = "\(TestSupport.packageRoot)/.build/smaf-alone-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try #require(link(TestSupport.smafExecutable, "\(dir)/smaf") == 0, "link: \(String(cString: strerror(errno)))")
+        let r = try TestSupport.run("\(dir)/smaf", ["bench", "--iterations", "1"])
+        #expect(r.status == 1)
+        #expect(r.stderr == "smaf: error: bench: cannot run \(dir)/smaf-bench: No such file or directory (smaf-bench is built and installed next to smaf)\n")
+        #expect(r.stdout.isEmpty)
+    }
+
     @Test func malformedAndContradictoryDescriptors() throws {
         let dir = NSTemporaryDirectory()
         let bad = dir + "smaf-cli-bad-\(getpid()).json"

@@ -1,3 +1,4 @@
+import CMARegion
 import Foundation
 import SMAF
 import SMAFSys

@@ -1,5 +1,6 @@
 import Foundation
 import SMAF
+import SMAFConformance
 import Synchronization
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import SMAF
+import SMAFProbe
 import SMAFSys
 import Testing
 

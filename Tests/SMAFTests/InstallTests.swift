@@ -26,7 +26,7 @@ import Testing
     @Test func installedLayoutWorks() throws {
         try install()
         let fm = FileManager.default
-        for path in ["bin/smaf", "lib/libsmafapi.so", "lib/libsmaf.so", "include/smaf/smaf.h", "include/smaf/plugin.h",
+        for path in ["bin/smaf", "bin/smaf-bench", "lib/libsmafapi.so", "lib/libsmaf.so", "include/smaf/smaf.h", "include/smaf/plugin.h",
                      "lib/pkgconfig/smaf.pc", "lib/pkgconfig/smaf-plugin.pc", "lib/smaf/plugins/libsmafplugin_memfd.so",
                      "share/smaf/source/Package.swift"] {
             #expect(fm.fileExists(atPath: "\(Self.prefix)/\(path)"), "\(path)")
@@ -40,6 +40,10 @@ import Testing
         #expect(list.status == 0, "\(list.stderr)")
         #expect(list.stdout.contains("\"path\" : \"\(Self.prefix)/bin/../lib/smaf/plugins/libsmafplugin_memfd.so\""),
                 "the installed smaf finds plugins in PREFIX/lib/smaf/plugins")
+        // `smaf bench` is the smaf-bench installed beside it, help included.
+        let bench = try TestSupport.run("\(Self.prefix)/bin/smaf", ["bench", "--help"], environment: env)
+        #expect(bench.status == 0, "\(bench.stderr)")
+        #expect(bench.stdout.contains("USAGE: smaf bench <options>") && bench.stdout.contains("--allocator <allocator>"), "\(bench.stdout)")
     }
 
     @Test func aCProgramUsesTheCAPI() throws {

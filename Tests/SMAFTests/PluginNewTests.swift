@@ -1,5 +1,6 @@
 import Foundation
 import SMAF
+import SMAFConformance
 import Testing
 
 /// `smaf plugin new` writes projects that build out of tree the way a

@@ -1,12 +1,24 @@
 import Foundation
 import SMAF
 import SMAFDRM
+import SMAFScanout
 import Testing
 
 /// The scanout pieces that need no display: the patterns as pure functions,
 /// the drawing into a mapped image in every format, mode parsing, and the
 /// CLI's answers to bad arguments.
 struct ScanoutHostTests {
+    /// A signal sent to this thread is read back from the signalfd (through
+    /// CSMAFSys's struct signalfd_siginfo, not a guessed size), once.
+    @Test func stopSignalsReadTheSignalOnce() throws {
+        let stop = try StopSignals([SIGUSR2])
+        #expect(stop.received() == nil)
+        raise(SIGUSR2) // blocked on this thread by StopSignals: pending, never delivered
+        #expect(stop.wait(seconds: 5) == SIGUSR2)
+        #expect(stop.received() == nil, "one signal, read once")
+        #expect(stop.wait(seconds: 0.05) == nil)
+    }
+
     @Test func patternsParse() {
         #expect(TestPattern(parsing: "smpte") == .smpte)
         #expect(TestPattern(parsing: "GRADIENT") == .gradient)

@@ -31,6 +31,25 @@ import Testing
         #expect(e3?.message == "secure: the buffer already has memory; mark it secure before its first use")
     }
 
+    /// What smaf_buffer_set_secure(buf, 0) stands on: a buffer marked secure
+    /// can be unmarked until it has memory; the module's context goes (the
+    /// module sees create, then destroy) and the memory is plain.
+    @Test func unmarkingBeforeMemoryDestroysTheContext() throws {
+        let r = try registry()
+        let buffer = try r.buffer(.bytes(4096))
+        try buffer.markSecure(module: "test")
+        try buffer.unmarkSecure()
+        #expect(!buffer.isSecure)
+        #expect(calls(r, buffer.id).map { $0.split(separator: " ").first.map(String.init) ?? "" } == ["create", "destroy"])
+        #expect(try buffer.exportFD().byteSize() == 4096, "a plain buffer exports without naming a device")
+        let e = #expect(throws: SMAFError.self) { try buffer.unmarkSecure() }
+        #expect(e?.message == "secure: the buffer already has memory; a secure buffer stays secure")
+
+        let plain = try r.buffer(.bytes(4096))
+        try plain.unmarkSecure() // not secure: nothing to undo
+        #expect(!plain.isSecure)
+    }
+
     @Test func grantedDevicesGetFdsOthersDoNot() throws {
         let r = try registry()
         let buffer = try r.buffer(.bytes(1 << 16))

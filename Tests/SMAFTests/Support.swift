@@ -99,6 +99,24 @@ enum TestSupport {
         var stderr: String
     }
 
+    /// Copies an executable the test then runs. The copy is written through
+    /// an O_CLOEXEC fd: FileManager's copy leaves its fd inheritable, and a
+    /// program another test spawns meanwhile would keep it open for writing,
+    /// so exec'ing the copy would fail with ETXTBSY (seen under `swift test`).
+    static func copyExecutable(_ source: String, to destination: String) throws {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: source)))
+        let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        guard fd >= 0 else { throw FixtureError(message: "create \(destination): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw FixtureError(message: "write \(destination): \(String(cString: strerror(errno)))") }
+            offset += n
+        }
+    }
+
     /// Runs a program to completion, capturing its output in temporary
     /// files (not pipes: Foundation closes pipe fds lazily, which would move
     /// the fd counts the leak tests compare).

@@ -1,5 +1,6 @@
-import Foundation
 @testable import SMAF
+import Foundation
+@testable import SMAFProbe
 import SMAFSys
 import Testing
 
@@ -31,10 +32,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let copy = dir + "/smaf"
-        // Copied by cp, not in this process: a write fd open here while another
-        // test forks would be inherited, and exec of the copy fail (ETXTBSY).
-        let cp = try TestSupport.run("/bin/cp", [TestSupport.smafExecutable, copy])
-        try #require(cp.status == 0, "\(cp.stderr)")
+        try TestSupport.copyExecutable(TestSupport.smafExecutable, to: copy)
         let env = ["SMAF_CONFIG": "/nonexistent/mallory.conf", "PATH": "/usr/bin:/bin"]
         let args = ["--reuid=65534", "--regid=65534", "--clear-groups", copy, "list"]
         let plain = try TestSupport.run("/usr/bin/setpriv", args, environment: env)

@@ -64,7 +64,7 @@ struct Reservation: ~Copyable, Sendable {
 
     /// Reserves `size` bytes (a checkedSize) now.
     init(size: UInt64, preference: Preference, log: (String) -> Void) throws(PluginError) {
-        let start = Self.now()
+        let start = monotonicNanoseconds()
         let made = try Self.reserve(size: size, preference: preference, log: log)
         self.size = size
         backing = made.hugePageSize == nil ? .shmem : .hugetlb
@@ -84,7 +84,7 @@ struct Reservation: ~Copyable, Sendable {
         }
         memfd = made.memfd
         mapping = made.mapping
-        microseconds = (Self.now() - start) / 1000
+        microseconds = (monotonicNanoseconds() - start) / 1000
     }
 
     private struct Made: ~Copyable {
@@ -148,11 +148,5 @@ struct Reservation: ~Copyable, Sendable {
         for offset in stride(from: 0, to: mapping.length, by: Int(Memory.pageSize)) {
             mapping.base.storeBytes(of: 0, toByteOffset: offset, as: UInt8.self)
         }
-    }
-
-    private static func now() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
     }
 }

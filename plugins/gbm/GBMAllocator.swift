@@ -290,23 +290,6 @@ final class GBMAllocator: AllocatorPlugin {
     }
 }
 
-/// One allocation: the BO, its dma-buf and the node both belong to.
-/// Holding the node keeps gbm_device_destroy after the last BO's destroy.
-final class GBMBuffer: @unchecked Sendable {
-    // @unchecked: immutable; the BO is touched only through `node`, under its lock.
-    let node: GBMNode
-    let bo: UInt
-    let dmabuf: UniqueFD
-
-    init(node: GBMNode, bo: UInt, dmabuf: consuming UniqueFD) {
-        self.node = node
-        self.bo = bo
-        self.dmabuf = dmabuf
-    }
-
-    deinit { node.destroy(bo) } // `dmabuf` closes right after
-}
-
 @_cdecl("smaf_plugin_entry")
 public func smafPluginEntry(_ core: UnsafePointer<smaf_core>?) -> UnsafeRawPointer? {
     PluginExport.entry(GBMAllocator.self)

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import PolicyRules
 import SMAFPluginKit
 import SMAFSys
 import Synchronization

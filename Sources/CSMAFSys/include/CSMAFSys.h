@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <signal.h>
 
 int csmaf_memfd_create(const char *name, unsigned int flags);
 int csmaf_add_seals(int fd, unsigned int seals);
@@ -58,6 +59,14 @@ unsigned int csmaf_dev_major(uint64_t dev);
 /* getauxval(AT_SECURE): non-zero in a setuid, setgid or capability-elevated
  * process, where the environment belongs to a less privileged caller. */
 unsigned long csmaf_at_secure(void);
+
+/* signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK): an fd that reads the
+ * signals in `mask` (block them first), or -1. Swift's Glibc module leaves
+ * out <sys/signalfd.h>. */
+int csmaf_signalfd(const sigset_t *mask);
+/* Reads one struct signalfd_siginfo from a signalfd: its signal number, 0 if
+ * none is pending, -1 with errno on an error. */
+int csmaf_signalfd_read(int fd);
 
 /* DMA_HEAP_IOCTL_ALLOC: returns the new dma-buf fd or -1. */
 int csmaf_dma_heap_alloc(int heap, uint64_t len, uint32_t fd_flags, uint64_t heap_flags);

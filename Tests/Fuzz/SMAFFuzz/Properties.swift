@@ -1,4 +1,4 @@
-import PolicyModule
+import PolicyRules
 import SMAF
 import SMAFSys
 

@@ -59,7 +59,9 @@ int smaf_buffer_attach_json(smaf_buffer *buf, const char *json);
 /* Force an allocator by name (before the first export). 0 or -1. */
 int smaf_buffer_force_allocator(smaf_buffer *buf, const char *name);
 
-/* Mark secure (before the first export; needs a secure module). 0 or -1. */
+/* Mark secure (before the first export; needs a secure module, which is
+ * asked for the buffer's context at once: its refusal is this call's error).
+ * set_secure(buf, 0) undoes it before the first export. 0 or -1. */
 int smaf_buffer_set_secure(smaf_buffer *buf, int secure);
 /* 1 if secure, 0 if not. */
 int smaf_buffer_get_secure(smaf_buffer *buf);
