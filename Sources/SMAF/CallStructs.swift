@@ -14,7 +14,7 @@ package final class CallStructs {
     package let deviceCount: Int
     private var arena: Arena
 
-    package init(request: BufferRequest, size: UInt64, modifiers: [Modifier], constraints: MergedConstraints) {
+    package init(request: BufferRequest, size: UInt64, modifiers: [Modifier], constraints: MergedConstraints, nameBuffers: Bool = false) {
         let mergedNode = constraints.importNodes.count == 1 ? constraints.importNodes[0] : nil
         deviceCount = constraints.devices.count
         var bytes = Arena.headerBytes(devices: deviceCount) + Arena.bytes(modifiers.count, UInt64.self)
@@ -27,6 +27,7 @@ package final class CallStructs {
         r.struct_size = UInt32(MemoryLayout<smaf_request>.size)
         r.size = size
         if request.readOnly { r.flags |= SMAF_REQUEST_READ_ONLY.rawValue }
+        if nameBuffers { r.flags |= SMAF_REQUEST_NAME_BUFFER.rawValue }
         if case let .image(width, height, format, _) = request.shape {
             r.width = width
             r.height = height

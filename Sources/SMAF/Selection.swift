@@ -54,7 +54,8 @@ extension AllocatorRegistry {
         let modifiers = try request.negotiate(with: constraints)
         var forced: LoadedPlugin?
         if let name = request.allocator { forced = try forcedPlugin(name) }
-        let call = CallStructs(request: request, size: size, modifiers: modifiers, constraints: constraints)
+        let call = CallStructs(request: request, size: size, modifiers: modifiers, constraints: constraints,
+                               nameBuffers: core.configuration.nameBuffers)
         let isImage = if case .image = request.shape { true } else { false }
         let expectation = AllocationFit.Expectation(request, size: size, modifiers: modifiers)
         var explanation = Explanation(forcedAllocator: request.allocator, devices: constraints.devices.map(\.name))

@@ -22,17 +22,24 @@ extension DRMDevice {
     /// VRAM (bochs) do not promise zeroed memory, and a buffer must never show
     /// what the last user left in it.
     public func zeroFill(_ handle: borrowing GEMHandle, size: UInt64) throws(SystemError) {
+        try withDumbMapping(handle, size: size) { memset($0.baseAddress!, 0, $0.count) }
+    }
+
+    /// Runs `body` on a read-write MAP_DUMB mapping of the buffer, unmapped after.
+    public func withDumbMapping<R>(_ handle: borrowing GEMHandle, size: UInt64,
+                                   _ body: (UnsafeMutableRawBufferPointer) -> R) throws(SystemError) -> R {
         var offset: UInt64 = 0
         let rc = drmModeMapDumbBuffer(rawFD, handle.handle, &offset)
         if rc != 0 {
             throw SystemError("DRM_IOCTL_MODE_MAP_DUMB", .init(rawValue: libdrmErrno(rc)), context: "\(path) (\(driver))")
         }
-        guard let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED, rawFD, off_t(Int64(bitPattern: offset))),
+        guard size > 0, size <= UInt64(Int.max),
+              let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED, rawFD, off_t(Int64(bitPattern: offset))),
               p != MAP_FAILED else {
             throw SystemError.current("mmap(dumb buffer)", context: "\(path) (\(driver))")
         }
-        memset(p, 0, Int(size))
-        munmap(p, Int(size))
+        defer { munmap(p, Int(size)) }
+        return body(UnsafeMutableRawBufferPointer(start: p, count: Int(size)))
     }
 
     /// PRIME export (drmPrimeHandleToFD) as a close-on-exec dma-buf; writable

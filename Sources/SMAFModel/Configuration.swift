@@ -20,6 +20,9 @@ public struct Configuration: Sendable {
     /// Plugin settings by `plugin.key`.
     public var settings: [String: String] = [:]
     public var logLevel: LogLevel = .warning
+    /// SMAF_NAME_BUFFERS=1: allocators name each dma-buf (DMA_BUF_SET_NAME),
+    /// a debugging aid that costs an ioctl per buffer.
+    public var nameBuffers = false
     /// The config file that was read, if any.
     public var configFile: String?
 
@@ -36,7 +39,7 @@ public struct Configuration: Sendable {
     /// The SMAF_ variables that are smaf's own, not SMAF_<PLUGIN>_<KEY>
     /// settings. Every other SMAF_ variable is a setting; tools around smaf
     /// (the VM test bed's SMAFVM_*) keep out of the namespace.
-    static let coreVariables: Set<String> = ["PLUGIN_PATH", "RANKS", "LOG", "CONFIG", "DEFAULT_PLUGINS"]
+    static let coreVariables: Set<String> = ["PLUGIN_PATH", "RANKS", "LOG", "CONFIG", "DEFAULT_PLUGINS", "NAME_BUFFERS"]
 
     /// SMAF_PLUGIN_PATH, SMAF_DEFAULT_PLUGINS=0 (search only that path),
     /// SMAF_RANKS, SMAF_LOG, SMAF_CONFIG and SMAF_<PLUGIN>_<KEY>.
@@ -53,6 +56,7 @@ public struct Configuration: Sendable {
             break
         }
         if env["SMAF_DEFAULT_PLUGINS"] == "0" { c.searchDefaultPaths = false }
+        if env["SMAF_NAME_BUFFERS"] == "1" { c.nameBuffers = true }
         if let paths = env["SMAF_PLUGIN_PATH"] {
             c.pluginPaths = paths.split(separator: ":").map(String.init) + c.pluginPaths
         }

@@ -18,6 +18,9 @@ public struct PluginRequest {
     /// Hand out an fd without write permission (SMAF_REQUEST_READ_ONLY); an
     /// allocator that cannot must reject in match().
     public var readOnly: Bool { raw.pointee.flags & SMAF_REQUEST_READ_ONLY.rawValue != 0 }
+    /// The application asked for named dma-bufs (SMAF_NAME_BUFFERS=1): name
+    /// the buffer with DMA_BUF_SET_NAME where you can.
+    public var wantsName: Bool { raw.pointee.flags & SMAF_REQUEST_NAME_BUFFER.rawValue != 0 }
 
     /// Modifiers every party accepts; empty means "any".
     public var modifiers: UnsafeBufferPointer<UInt64> {

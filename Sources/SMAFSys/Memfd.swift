@@ -82,14 +82,14 @@ public final class UdmabufExporter: Sendable {
     /// further seals so the layout is fixed. Never F_SEAL_WRITE: udmabuf refuses it.
     public static let requiredSeals: Memfd.Seals = [.shrink, .grow, .seal]
 
-    /// A dma-buf over `size` bytes of `memfd` at `offset`, named for fdinfo.
-    public func export(memfd: CInt, offset: UInt64, size: UInt64, name: String) throws(SystemError) -> UniqueFD {
+    /// A dma-buf over `size` bytes of `memfd` at `offset`, named for fdinfo when `name` is given.
+    public func export(memfd: CInt, offset: UInt64, size: UInt64, name: String? = nil) throws(SystemError) -> UniqueFD {
         guard let device else {
             throw SystemError("open", .noSuchFileOrDirectory, context: Udmabuf.devicePath)
         }
         let fd = try Udmabuf.create(device: device, memfd: memfd, offset: offset, size: size)
         // A name is a debugging aid; a kernel without DMA_BUF_SET_NAME still gets its buffer.
-        try? DmaBuf.setName(fd.rawValue, name)
+        if let name { try? DmaBuf.setName(fd.rawValue, name) }
         return fd
     }
 

@@ -77,8 +77,16 @@ struct KernelDeviceTests {
         #expect(a.isDmaBuf)
         let info = DmaBuf.fdInfo(fd.rawValue)
         #expect(info["exp_name"] == "udmabuf")
-        #expect(info["name"]?.hasPrefix("smaf:memfd") == true, "DMA_BUF_SET_NAME labels it: \(info)")
+        #expect(info["name"]?.hasPrefix("smaf:") != true, "unnamed unless asked (an ioctl per buffer): \(info)")
         #expect(try fd.byteSize() == a.size)
+    }
+
+    /// SMAF_NAME_BUFFERS=1: each allocator that can names its dma-bufs.
+    @Test(arguments: ["memfd", "dmaheap"]) func buffersAreNamedWhenAsked(allocator: String) throws {
+        var c = Configuration.only(pluginPaths: ["\(KernelTestBed.buildDirectory)/libsmafplugin_\(allocator).so"])
+        c.nameBuffers = true
+        let fd = try AllocatorRegistry(configuration: c).buffer(.bytes(4096)).exportFD()
+        #expect(DmaBuf.fdInfo(fd.rawValue)["name"]?.hasPrefix("smaf:\(allocator)") == true, "DMA_BUF_SET_NAME labels it")
     }
 
     /// The import matrix for udmabuf memory, measured: vgem takes it,

@@ -77,6 +77,18 @@ import Testing
     /// The core: nothing of DRM or GBM (the compiler holds it to
     /// Package.swift; this holds Package.swift to the issue), and at most
     /// 2,000 lines counted as `wc -l` counts them.
+    /// Each plugin file readable in a minute: none over 300 lines.
+    @Test func noPluginFileIsOver300Lines() throws {
+        let root = TestSupport.packageRoot + "/plugins"
+        let files = try #require(FileManager.default.subpathsOfDirectory(atPath: root))
+            .filter { [".swift", ".c", ".h"].contains(where: $0.hasSuffix) }
+        #expect(files.count > 10)
+        for file in files {
+            let lines = try String(contentsOfFile: "\(root)/\(file)", encoding: .utf8).utf8.count { $0 == 0x0A }
+            #expect(lines <= 300, "plugins/\(file) has \(lines) lines")
+        }
+    }
+
     @Test func theCoreImportsNoDRMAndStaysSmall() throws {
         let folder = TestSupport.packageRoot + "/Sources/SMAF"
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".swift") }.sorted()

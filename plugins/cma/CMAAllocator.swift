@@ -228,7 +228,7 @@ final class CMAAllocator: AllocatorPlugin {
         memset(region.reservation.mapping.base + Int(offset), 0, Int(plan.bytes))
         let dmabuf: UniqueFD
         do {
-            dmabuf = try udmabuf.export(memfd: region.reservation.memfd.rawValue, offset: offset, size: plan.bytes, name: "smaf:cma")
+            dmabuf = try udmabuf.export(memfd: region.reservation.memfd.rawValue, offset: offset, size: plan.bytes, name: request.wantsName ? "smaf:cma" : nil)
         } catch {
             throw PluginError(errno: error.errno.rawValue, error.description)
         }

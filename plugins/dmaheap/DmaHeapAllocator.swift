@@ -158,7 +158,7 @@ final class DmaHeapAllocator: AllocatorPlugin {
             throw PluginError(errno: error.errno.rawValue, error.description)
         }
         // A name is a debugging aid; a kernel without DMA_BUF_SET_NAME still gets its buffer.
-        try? DmaBuf.setName(dmabuf.rawValue, "smaf:dmaheap")
+        if request.wantsName { try? DmaBuf.setName(dmabuf.rawValue, "smaf:dmaheap") }
 
         var guarantees: PluginAllocation.Guarantees = [.dmaBuf]
         if heap.kind != .other { guarantees.insert(.cpuMappable) }

@@ -16,11 +16,19 @@ final class DumbAllocator: AllocatorPlugin {
     static let defaultRank: Int32 = Int32(SMAF_RANK_SECONDARY) - 16
 
     private let core: PluginCore
+    /// `/dev/dri/card*` as it was at open: listing the folder on every
+    /// request cost two directory scans per buffer (hotplug is not followed).
+    private let primaryNodes: [String]
+    /// dumb.zero_fill: auto (per driver, DumbZeroing), always or never.
+    private let zeroFillSetting: DumbZeroing.Setting
     /// A node opened on first use, with why it cannot host dumb buffers (nil
-    /// if it can), decided once: the check may create a test buffer.
+    /// if it can) and whether its buffers need zeroing, decided once: the
+    /// checks may create test buffers.
     private struct Node: Sendable {
         let device: DRMDevice?
         let unusable: String?
+        var zeroFill = true
+        var zeroFillWhy = ""
     }
 
     /// One fd per node, never shared with other code: GEM handles are per
@@ -29,6 +37,12 @@ final class DumbAllocator: AllocatorPlugin {
 
     init(core: PluginCore) throws(PluginError) {
         self.core = core
+        let text = core.config("zero_fill") ?? "auto"
+        guard let setting = DumbZeroing.Setting(rawValue: text) else {
+            throw PluginError(errno: EINVAL, "dumb.zero_fill: '\(text)' is not one of \(DumbZeroing.Setting.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        zeroFillSetting = setting
+        primaryNodes = DRMDevice.primaryNodes()
     }
 
     /// Single-plane formats with whole-byte pixels: what CREATE_DUMB's bpp
@@ -43,7 +57,9 @@ final class DumbAllocator: AllocatorPlugin {
         let n: Node
         do {
             let d = try DRMDevice(path: path)
-            n = Node(device: d, unusable: Self.unusable(d))
+            var node = Node(device: d, unusable: Self.unusable(d))
+            if node.unusable == nil { (node.zeroFill, node.zeroFillWhy) = DumbZeroing.decide(d, zeroFillSetting) }
+            n = node
         } catch {
             n = Node(device: nil, unusable: "\(error)")
         }
@@ -63,11 +79,11 @@ final class DumbAllocator: AllocatorPlugin {
 
     /// The node to allocate on: the first candidate every importing device
     /// can take buffers from, with the reason when there is none.
-    private func home(_ devices: [PluginConstraints]) -> Result<DRMDevice, PluginError> {
+    private func home(_ devices: [PluginConstraints]) -> Result<(DRMDevice, zeroFill: Bool), PluginError> {
         let candidates: [String]
         switch devices.drmNodeChoice(configured: core.config("device")) {
         case .nodes(let nodes): candidates = nodes
-        case .any: candidates = DRMDevice.primaryNodes()
+        case .any: candidates = primaryNodes
         }
         guard !candidates.isEmpty else { return .failure(PluginError(errno: ENODEV, "no DRM device (/dev/dri/card*)")) }
         var reasons: [String] = []
@@ -79,7 +95,7 @@ final class DumbAllocator: AllocatorPlugin {
                 reasons.append("\(refuser.name) cannot import \(d.driver) buffers (measured by the probe)")
                 continue
             }
-            return .success(d)
+            return .success((d, n.zeroFill))
         }
         return .failure(PluginError(errno: ENODEV, reasons.joined(separator: "; ")))
     }
@@ -110,7 +126,7 @@ final class DumbAllocator: AllocatorPlugin {
         guard let format = request.format, let bpp = Self.bitsPerPixel(format) else {
             throw PluginError(errno: EINVAL, "dumb: not a single-plane RGB image")
         }
-        let d = try home(devices).get()
+        let (d, zeroFill) = try home(devices).get()
         if case .success(let least) = request.linearLayout(merged: merged, defaultPitchAlignment: 1),
            let why = MemoryHeadroom.shortfall(least.size) {
             throw PluginError(errno: ENOMEM, "not enough memory: \(why)")
@@ -127,7 +143,8 @@ final class DumbAllocator: AllocatorPlugin {
             if merged.maxPitch > 0 && UInt64(pitch) > merged.maxPitch {
                 throw PluginError(errno: EINVAL, "dumb: \(d.driver) chose pitch \(pitch), over the max pitch \(merged.maxPitch)")
             }
-            try d.zeroFill(dumb.handle, size: size)
+            // Only where freed memory comes back as it was (VRAM): shmem pages arrive zeroed.
+            if zeroFill { try d.zeroFill(dumb.handle, size: size) }
             // Without DRM_RDWR the kernel refuses writable mappings of the fd.
             let fd = try d.exportDmaBuf(dumb.handle, readOnly: request.readOnly)
             // The dma-buf now holds the object; the handle closes here, once.
@@ -149,6 +166,15 @@ final class DumbAllocator: AllocatorPlugin {
 
     func release(_ allocation: PluginAllocation) {
         _ = Glibc.close(allocation.fd)
+    }
+
+    /// `smaf list --stats`: each node used so far and whether its buffers are zeroed here.
+    func stats() -> String? {
+        let used = nodes.withLock { $0 }.sorted { $0.key < $1.key }
+        guard !used.isEmpty else { return "no node used yet (zero_fill \(zeroFillSetting.rawValue))" }
+        return used.map { path, n in
+            "\(path): " + (n.unusable ?? (n.zeroFill ? "zero-filled here (\(n.zeroFillWhy))" : "not zero-filled here (\(n.zeroFillWhy))"))
+        }.joined(separator: "\n")
     }
 }
 

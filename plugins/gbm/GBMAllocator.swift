@@ -20,6 +20,8 @@ final class GBMAllocator: AllocatorPlugin {
     private let core: PluginCore
     /// gbm.device (SMAF_GBM_DEVICE): the node to use when no device names one.
     private let configuredNode: String?
+    /// `/dev/dri/card*` as it was at open (hotplug is not followed): no directory scan per buffer.
+    private let primaryNodes: [String]
     /// Nodes opened by this context, failures included so verdicts stay stable.
     private let nodes = Mutex<[String: Result<GBMNode, PluginError>]>([:])
     /// Live allocations by token (the gbm_bo's address).
@@ -28,6 +30,7 @@ final class GBMAllocator: AllocatorPlugin {
     init(core: PluginCore) throws(PluginError) {
         self.core = core
         configuredNode = core.config("device")
+        primaryNodes = DRMDevice.primaryNodes()
     }
 
     /// Images in the layouts the device's driver offers, exported with
@@ -92,10 +95,11 @@ final class GBMAllocator: AllocatorPlugin {
         if let misfit = Self.misfit(layout.planes, size: size, request, merged, format) {
             throw PluginError(errno: ERANGE, "the BO gbm made on \(node.label) does not fit: \(misfit)")
         }
-        // What an mmap of this very dma-buf does, measured per BO (kms_swrast's dumb BOs map; a
-        // read-only export refuses PROT_WRITE with EACCES). CPU-mappable only for a linear layout.
-        let writable = Self.mmapWorks(buffer.dmabuf.rawValue, size, writable: true)
-        let readable = writable || Self.mmapWorks(buffer.dmabuf.rawValue, size, writable: false)
+        // Whether BOs like this one map is learnt once per node, flags and format; whether this
+        // one maps writable is its dma-buf's access mode (the kernel refuses PROT_WRITE without
+        // O_RDWR). CPU-mappable only for a linear layout.
+        let readable = node.mapsBOs(flags: created.flags, format: format)
+        let writable = readable && fcntl(buffer.dmabuf.rawValue, F_GETFL) & O_ACCMODE == O_RDWR
         let linear = modifier == .linear || (modifier == .invalid && created.flags & GBM_BO_USE_LINEAR.rawValue != 0)
         if request.readOnly && writable {
             throw PluginError(errno: EPERM, "the dma-buf of the BO on \(node.label) takes writable mappings; read-only was asked for")
@@ -164,7 +168,7 @@ final class GBMAllocator: AllocatorPlugin {
         let candidates: [String]
         switch devices.drmNodeChoice(configured: configuredNode) {
         case .nodes(let paths): candidates = paths
-        case .any: candidates = DRMDevice.primaryNodes()
+        case .any: candidates = primaryNodes
         }
         if candidates.isEmpty { return .failure(PluginError(errno: ENODEV, "no DRM device: /dev/dri has no primary node (card*)")) }
         var reasons: [String] = []
@@ -268,15 +272,6 @@ final class GBMAllocator: AllocatorPlugin {
             }
         }
         return nil
-    }
-
-    private static func mmapWorks(_ fd: Int32, _ size: UInt64, writable: Bool) -> Bool {
-        do {
-            _ = try Mapping(fd: fd, length: Int(clamping: size), writable: writable)
-            return true
-        } catch {
-            return false
-        }
     }
 
     private static func describe(_ flags: UInt32) -> String {

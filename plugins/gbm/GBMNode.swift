@@ -21,6 +21,9 @@ final class GBMNode: @unchecked Sendable {
     let drm: DRMDevice
     private let device: OpaquePointer
     private let lock = Mutex(())
+    /// Whether this node's BOs map at all, per (usage flags, format), learnt
+    /// once on a one-page BO instead of mapping every BO it hands out.
+    private let mappable = Mutex<[UInt64: Bool]>([:])
 
     /// The exporter name devices' probes record: "drm:<driver>".
     var exporter: String { "drm:\(drm.driver)" }
@@ -96,6 +99,23 @@ final class GBMNode: @unchecked Sendable {
             throw PluginError(errno: err == 0 ? ENOMEM : err, "\(call) on \(label) failed: \(Self.errnoText(err))")
         }
         return UInt(bitPattern: bo)
+    }
+
+    /// Do the dma-bufs of BOs made with `flags` for `format` take a CPU
+    /// mapping here? Measured once on a 16x16 BO (kms_swrast's dumb BOs map;
+    /// a driver's own tiled BOs may not), then remembered.
+    func mapsBOs(flags: UInt32, format: FourCC) -> Bool {
+        let key = UInt64(flags) << 32 | UInt64(format.rawValue)
+        if let known = mappable.withLock({ $0[key] }) { return known }
+        var maps = false
+        if let bo = try? createBO(width: 16, height: 16, format: format, flags: flags, modifiers: []) {
+            if let fd = try? export(bo, readOnly: true), let size = try? fd.byteSize(), size > 0 {
+                maps = (try? Mapping(fd: fd.rawValue, length: Int(clamping: size), writable: false)) != nil
+            }
+            destroy(bo)
+        }
+        mappable.withLock { $0[key] = maps }
+        return maps
     }
 
     func destroy(_ bo: UInt) {

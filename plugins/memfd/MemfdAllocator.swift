@@ -65,7 +65,7 @@ final class MemfdAllocator: AllocatorPlugin {
             var allocation: PluginAllocation
             if udmabuf.isAvailable {
                 // The dma-buf holds the pages; the memfd can go when this scope ends.
-                let dmabuf = try udmabuf.export(memfd: memfd.rawValue, offset: 0, size: size, name: "smaf:memfd")
+                let dmabuf = try udmabuf.export(memfd: memfd.rawValue, offset: 0, size: size, name: request.wantsName ? "smaf:memfd" : nil)
                 allocation = PluginAllocation(fd: dmabuf.take(), size: size, guarantees: [.dmaBuf, .cpuMappable])
                 allocation.detail = "memfd pages via udmabuf"
                 allocation.exporter = "udmabuf"

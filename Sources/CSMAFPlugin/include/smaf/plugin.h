@@ -145,6 +145,10 @@ enum smaf_request_flags {
      * writable CPU mappings (EACCES). Set for secure buffers whose module
      * denies CPU writes. An allocator that cannot must reject in match(). */
     SMAF_REQUEST_READ_ONLY = 1u << 0,
+    /* Since 1.1: name the dma-buf (DMA_BUF_SET_NAME, shown in fdinfo and
+     * debugfs) where the allocator can. A debugging aid, one ioctl per
+     * buffer: asked for with SMAF_NAME_BUFFERS=1, never by default. */
+    SMAF_REQUEST_NAME_BUFFER = 1u << 1,
 };
 
 /* What the application asked for. Either a byte size (width == 0) or an image. */
