@@ -80,7 +80,7 @@ import Testing
     /// Each plugin file readable in a minute: none over 300 lines.
     @Test func noPluginFileIsOver300Lines() throws {
         let root = TestSupport.packageRoot + "/plugins"
-        let files = try #require(FileManager.default.subpathsOfDirectory(atPath: root))
+        let files = try FileManager.default.subpathsOfDirectory(atPath: root)
             .filter { [".swift", ".c", ".h"].contains(where: $0.hasSuffix) }
         #expect(files.count > 10)
         for file in files {
