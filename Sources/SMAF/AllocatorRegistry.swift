@@ -1,6 +1,7 @@
 import CSMAFPlugin
 import SMAFFormats
 import SMAFSys
+import Synchronization
 import SystemPackage
 
 /// The loaded allocators in rank order and the rule that picks one: the
@@ -16,6 +17,8 @@ public final class AllocatorRegistry: Sendable {
     public let loadWarnings: [LoadWarning]
     public let configuration: Configuration
     let core: CoreServices
+    /// The choices made so far, by request and devices (PreparedRequest).
+    let preparedRequests = Mutex<[PreparedKey: PreparedRequest]>([:])
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -49,50 +52,6 @@ public final class AllocatorRegistry: Sendable {
             throw SMAFError(.unknownAllocator, "allocator: no allocator named '\(name)' is loaded (known: \(known.isEmpty ? "none" : known))")
         }
         return p
-    }
-
-    struct Selection {
-        /// The memory of the allocator that won, nil if none did.
-        let winner: LiveAllocation?
-        let explanation: Explanation
-
-        /// The error when nobody won: every allocator's reason, in rank order.
-        func failure() -> SMAFError {
-            let forced = explanation.forcedAllocator
-            let verdicts = explanation.entries.filter { $0.outcome != .skipped || forced == nil }
-                .map { "\($0.allocator): \($0.reason)" }.joined(separator: "; ")
-            let what = forced.map { "forced allocator \($0) cannot satisfy the request" } ?? "no allocator can satisfy the request"
-            return SMAFError(.noAllocator, "\(what): \(verdicts.isEmpty ? "no allocators loaded" : verdicts)")
-        }
-    }
-
-    /// Chooses and allocates for `request` under `constraints` (the walk in
-    /// Selection.swift): the first allocator whose match() accepts and whose
-    /// allocate() delivers what it promised wins. What a plugin hands back is
-    /// audited against the request and the fd itself before anyone sees it;
-    /// a lie is released and counts as a failed allocation. Every verdict
-    /// lands in the explanation, whether or not one wins; only a malformed
-    /// request throws.
-    func select(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> Selection {
-        try requireHeadroom(request)
-        var won: LiveAllocation?
-        let walk = try walk(request, constraints) { plugin, call, expectation in
-            switch plugin.allocate(call) {
-            case .success(var allocation):
-                let info = Allocation(plugin: plugin.name, allocation)
-                let broken = AllocationAudit.misfits(allocation, info, expecting: expectation, under: constraints.combined,
-                                                     declared: plugin.capabilities)
-                guard broken.isEmpty else {
-                    plugin.release(&allocation)
-                    return .failed("allocate() succeeded but broke its promises: \(broken.joined(separator: "; ")); released it")
-                }
-                won = LiveAllocation(plugin: plugin, raw: allocation, info: info)
-                return .accepted("accepted; \(Self.detail(of: allocation))")
-            case .failure(let failure):
-                return .failed("match accepted but allocate failed: \(withErrno(failure.message, failure.errno))")
-            }
-        }
-        return Selection(winner: won, explanation: walk.explanation)
     }
 }
 

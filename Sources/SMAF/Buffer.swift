@@ -20,7 +20,8 @@ public final class Buffer: Sendable {
         var request: BufferRequest
         var constraints = MergedConstraints()
         var live: LiveAllocation?
-        var explanation: Explanation?
+        /// What the selection did (the explanation is built from it when read).
+        var record: SelectionRecord?
         var secure: SecureSession?
         /// Set once, when a release (or a pool's recycle) starts.
         var released = false
@@ -51,7 +52,14 @@ public final class Buffer: Sendable {
     /// earlier buffer, handed out again by a `BufferPool`.
     package init(registry: AllocatorRegistry, request: BufferRequest, reusing memory: SurrenderedMemory) {
         self.registry = registry
-        state = ConditionMutex(State(request: request, constraints: memory.constraints, live: memory.live, explanation: memory.explanation))
+        state = ConditionMutex(State(request: request, constraints: memory.constraints, live: memory.live, record: memory.record))
+        id = Buffer.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+
+    /// A buffer born with memory a prepared choice just allocated.
+    init(registry: AllocatorRegistry, request: BufferRequest, constraints: MergedConstraints, live: LiveAllocation, outcome: SelectionRecord) {
+        self.registry = registry
+        state = ConditionMutex(State(request: request, constraints: constraints, live: live, record: outcome))
         id = Buffer.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
@@ -66,7 +74,7 @@ public final class Buffer: Sendable {
     public var devices: [DeviceConstraints] { state.withLock { $0.constraints.devices } }
     public var constraints: MergedConstraints { state.withLock { $0.constraints } }
     /// Every allocator's verdict, once the buffer has memory (or failed to get it).
-    public var explanation: Explanation? { state.withLock { $0.explanation } }
+    public var explanation: Explanation? { state.withLock { $0.record }?.explanation }
     /// nil until the buffer has memory.
     public var allocation: Allocation? { state.withLock { $0.live?.info } }
 
@@ -132,9 +140,11 @@ public final class Buffer: Sendable {
         var request = s.request
         // A module that denies CPU writes gets fds the kernel keeps read-only.
         if let secure = s.secure, secure.cpuRefusal(.write) != nil { request.readOnly = true }
-        let selection = try registry.select(request, s.constraints)
-        s.explanation = selection.explanation
-        guard let live = selection.winner else { throw selection.failure() }
+        let prepared = try registry.prepared(request, s.constraints)
+        try prepared.requireHeadroom()
+        let (selected, record) = prepared.allocateLive()
+        s.record = record
+        guard let live = selected else { throw record.failure() }
         // Every device attached so far must be granted before anyone gets
         // the memory; a refusal rolls the grants back and frees it.
         try s.secure?.grantAll(s.constraints.devices, length: live.info.size)
@@ -229,7 +239,7 @@ public final class Buffer: Sendable {
     package struct SurrenderedMemory: Sendable {
         let live: LiveAllocation
         let constraints: MergedConstraints
-        let explanation: Explanation?
+        let record: SelectionRecord?
         /// An fd was exported from it: reuse only once nothing else references it.
         package let exported: Bool
 
@@ -251,7 +261,7 @@ public final class Buffer: Sendable {
         }
         guard proceed else { return nil }
         return state.withLock(when: { $0.cpuAccessors.isEmpty }) { s in
-            s.live.take().map { SurrenderedMemory(live: $0, constraints: s.constraints, explanation: s.explanation, exported: s.exported) }
+            s.live.take().map { SurrenderedMemory(live: $0, constraints: s.constraints, record: s.record, exported: s.exported) }
         }
     }
 }
