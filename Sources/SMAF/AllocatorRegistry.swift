@@ -18,7 +18,7 @@ public final class AllocatorRegistry: Sendable {
     public let configuration: Configuration
     let core: CoreServices
     /// The choices made so far, by request and devices (PreparedRequest).
-    let preparedRequests = Mutex<[PreparedKey: PreparedRequest]>([:])
+    let preparedRequests = Mutex<[PreparedKey: PreparedChoice]>([:])
 
     public init(configuration: Configuration) {
         self.configuration = configuration

@@ -8,15 +8,34 @@ import SystemPackage
 /// the negotiated size and modifiers, the C structs plugins read, and every
 /// allocator's verdict (its capabilities, then match()). match() is pure by
 /// the ABI, so the choice holds for the registry's life: each allocation
-/// from it is one plugin call, the audit, and one buffer object. The
-/// registry keeps the ones it made (`prepared(_:_:)`), so every Buffer,
-/// pool and C API caller asking again gets the choice without the walk.
+/// from it is one plugin call, the audit, and one buffer object.
+public struct PreparedRequest: Sendable {
+    public let registry: AllocatorRegistry
+    let choice: PreparedChoice
+    public var request: BufferRequest { choice.request }
+    public var constraints: MergedConstraints { choice.constraints }
+
+    /// A buffer with memory from the first candidate that delivers what it
+    /// promised. Every allocator's verdict is in its explanation; none
+    /// delivering is the error with every reason.
+    public func allocate() throws(SMAFError) -> Buffer {
+        try choice.requireHeadroom()
+        let outcome = choice.allocateLive()
+        guard let live = outcome.live else { throw outcome.record.failure() }
+        return Buffer(registry: registry, request: request, constraints: constraints, live: live, outcome: outcome.record)
+    }
+}
+
+/// What a PreparedRequest holds and the registry keeps (`prepared(_:_:)`),
+/// so every Buffer, pool and C API caller asking again gets the choice
+/// without the walk. It holds no reference to the registry: the registry
+/// keeps it, and a cycle would keep plugin contexts (and their device
+/// fds, DRM master included) open for the process's life.
 /// Immutable, shared across threads.
-public final class PreparedRequest: @unchecked Sendable {
+final class PreparedChoice: @unchecked Sendable {
     // @unchecked: `call` and `verdicts` are written only in init; plugins read the structs through const pointers.
-    public let request: BufferRequest
-    public let constraints: MergedConstraints
-    let registry: AllocatorRegistry
+    let request: BufferRequest
+    let constraints: MergedConstraints
     let call: CallStructs
     let expectation: AllocationFit.Expectation
     /// Every allocator's verdict in rank order; a candidate's entry is
@@ -32,7 +51,6 @@ public final class PreparedRequest: @unchecked Sendable {
         let modifiers = try request.negotiate(with: constraints)
         var forced: LoadedPlugin?
         if let name = request.allocator { forced = try registry.forcedPlugin(name) }
-        self.registry = registry
         self.request = request
         self.constraints = constraints
         let plugins = registry.plugins
@@ -72,16 +90,6 @@ public final class PreparedRequest: @unchecked Sendable {
         }
     }
 
-    /// A buffer with memory from the first candidate that delivers what it
-    /// promised. Every allocator's verdict is in its explanation; none
-    /// delivering is the error with every reason.
-    public func allocate() throws(SMAFError) -> Buffer {
-        try requireHeadroom()
-        let outcome = allocateLive()
-        guard let live = outcome.live else { throw outcome.record.failure() }
-        return Buffer(registry: registry, request: request, constraints: constraints, live: live, outcome: outcome.record)
-    }
-
     /// The memory and what happened, for Buffer and the pool.
     func allocateLive() -> (live: LiveAllocation?, record: SelectionRecord) {
         var failures: [(index: Int, reason: String)] = []
@@ -117,7 +125,7 @@ public final class PreparedRequest: @unchecked Sendable {
     }
 
     /// The explanation of a choice without memory (`choose`): the first candidate wins.
-    var choice: Explanation {
+    var explanation: Explanation {
         SelectionRecord(prepared: self, chosen: candidates.first?.index, detail: nil, failures: []).explanation
     }
 }
@@ -126,7 +134,7 @@ public final class PreparedRequest: @unchecked Sendable {
 /// why the ones before it failed. The explanation is built from it only
 /// when someone reads it.
 struct SelectionRecord: Sendable {
-    let prepared: PreparedRequest
+    let prepared: PreparedChoice
     let chosen: Int?
     /// The winner's own words; nil when nothing was allocated (a choice).
     let detail: String?
@@ -170,13 +178,13 @@ extension AllocatorRegistry {
     /// again is a lookup. Throws for a malformed request, devices that
     /// conflict, or an unknown forced allocator.
     public func prepare(_ request: BufferRequest, devices: [DeviceConstraints] = []) throws(SMAFError) -> PreparedRequest {
-        try prepared(request, try MergedConstraints(devices))
+        PreparedRequest(registry: self, choice: try prepared(request, try MergedConstraints(devices)))
     }
 
-    func prepared(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> PreparedRequest {
+    func prepared(_ request: BufferRequest, _ constraints: MergedConstraints) throws(SMAFError) -> PreparedChoice {
         let key = PreparedKey(request: request, devices: constraints.devices)
         if let known = preparedRequests.withLock({ $0[key] }) { return known }
-        let fresh = try PreparedRequest(registry: self, request: request, constraints: constraints)
+        let fresh = try PreparedChoice(registry: self, request: request, constraints: constraints)
         return preparedRequests.withLock { cache in
             if let raced = cache[key] { return raced }
             // Bounded: a program cycling through many shapes keeps the most recent ones.

@@ -19,7 +19,7 @@ extension AllocatorRegistry {
     /// The same for devices already merged, as a buffer holds them once they
     /// are attached (`Buffer.constraints`).
     public func choose(_ request: BufferRequest, constraints: MergedConstraints) throws(SMAFError) -> Explanation {
-        try prepared(request, constraints).choice
+        try prepared(request, constraints).explanation
     }
 
     static func detail(of a: smaf_allocation) -> String {

@@ -106,6 +106,22 @@ import Testing
         let error = #expect(throws: SMAFError.self) { try registry.buffer(.bytes(4096)).materialize() }
         #expect(error?.message == "no allocator can satisfy the request: no allocators loaded")
     }
+
+    /// The registry keeps its prepared choices; a choice must not keep the
+    /// registry, or its plugin contexts (and their device fds: a DRM node's
+    /// master with them) would stay open for the process's life.
+    @Test func aRegistryGoesAwayWithItsLastUser() throws {
+        weak var gone: AllocatorRegistry?
+        do {
+            let registry = try TestSupport.registry([TestSupport.shippedPlugin("memfd")])
+            gone = registry
+            let prepared = try registry.prepare(.bytes(4096))
+            try prepared.allocate().release()
+            try registry.buffer(.bytes(8192)).materialize()
+            _ = try registry.choose(.bytes(4096), constraints: MergedConstraints([]))
+        }
+        #expect(gone == nil, "something keeps the registry alive after its last buffer and user went away")
+    }
 }
 
 import Foundation
@@ -115,4 +131,5 @@ enum NSTemporaryDirectoryShim {
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
+
 }
